@@ -1,0 +1,3 @@
+from gai_meta.cli import main
+
+main()
