@@ -399,6 +399,16 @@ def _from_mapping(section: Mapping[str, Any]) -> GaiYoloConfig:
     )
     head = _get_subsection(section, "head", "head: {hidden_channels: 128}")
     anchors = _parse_anchors(section.get("anchors"))
+    depth = _get_int(
+        bparams, "depth", "model.backbone_params.depth", 3, "use at least 1 stage, e.g. 3"
+    )
+    if section.get("anchors") is None and depth < len(DEFAULT_ANCHORS):
+        raise ConfigError(
+            f"model.anchors: not set, and the {len(DEFAULT_ANCHORS)} default anchor groups need "
+            f"{len(DEFAULT_ANCHORS)} backbone stages but model.backbone_params.depth is {depth}; "
+            f"set model.anchors with at most {depth} groups, e.g. "
+            f"anchors: {[[[int(v) for v in a] for a in g] for g in DEFAULT_ANCHORS[-depth:]]}"
+        )
     return GaiYoloConfig(
         num_classes=num_classes,
         name=name,
@@ -414,9 +424,7 @@ def _from_mapping(section: Mapping[str, Any]) -> GaiYoloConfig:
             64,
             "use e.g. 32, 64 or 128",
         ),
-        depth=_get_int(
-            bparams, "depth", "model.backbone_params.depth", 3, "use at least 1 stage, e.g. 3"
-        ),
+        depth=depth,
         hidden_channels=_get_int(
             head, "hidden_channels", "model.head.hidden_channels", 128, "use e.g. 128 or 256"
         ),

@@ -16,9 +16,8 @@ from gai_meta.models.config import DEFAULT_MODEL_NAME, GaiYoloConfig, default_st
 
 __all__ = ["infer_config_from_state_dict", "strip_data_parallel_prefix"]
 
-_STAGE_CONV = re.compile(r"backbone\.stages\.(\d+)\.0\.block\.0\.weight")
-_HEAD_FIRST = re.compile(r"heads\.(\d+)\.block\.0\.weight")
-_HEAD_LAST = re.compile(r"heads\.(\d+)\.block\.6\.weight")
+_STAGE_ANY = re.compile(r"backbone\.stages\.(\d+)\..*")
+_HEAD_INDEX = re.compile(r"heads\.(\d+)\..*")
 _HEAD_ANY = re.compile(r"heads\.\d+\.block\.")
 _ANCHORS = re.compile(r"_anchors_(\d+)")
 _MAX_LISTED = 5
@@ -80,8 +79,8 @@ def infer_config_from_state_dict(state_dict: Mapping[str, Any]) -> GaiYoloConfig
     ):
         return None
 
-    depth = _indices(keys, _STAGE_CONV, "backbone stage")
-    num_heads = _indices(keys, _HEAD_FIRST, "head")
+    depth = _indices(keys, _STAGE_ANY, "backbone stage")
+    num_heads = _indices(keys, _HEAD_INDEX, "head")
     num_groups = _indices(keys, _ANCHORS, "_anchors_i buffer")
     if num_heads != num_groups or num_groups == 0:
         raise ModelBuildError(
@@ -96,6 +95,8 @@ def infer_config_from_state_dict(state_dict: Mapping[str, Any]) -> GaiYoloConfig
             "expected a 4-d conv weight (out, in, k, k)"
         )
     base_channels, input_channels = stem[0], stem[1]
+    for i in range(1, depth):
+        _shape(state_dict, f"backbone.stages.{i}.0.block.0.weight")  # present and a tensor
     hidden_channels = _shape(state_dict, "heads.0.block.0.weight")[0]
 
     anchors: list[tuple[tuple[float, float], ...]] = []
