@@ -441,6 +441,19 @@ def test_seed_section_parsed() -> None:
     json.dumps(cfg.to_dict())  # JSON-ready
 
 
+def test_direct_construction_normalises_sequences() -> None:
+    cfg = GaiYoloConfig(
+        num_classes=2,
+        depth=1,
+        input_size=[64, 32],  # type: ignore[arg-type]
+        anchors=[[[1, 2]]],  # type: ignore[arg-type]
+        strides=[8],  # type: ignore[arg-type]
+    )
+    assert (cfg.input_size, cfg.strides, cfg.anchors) == ((64, 32), (8,), (((1.0, 2.0),),))
+    assert isinstance(cfg.anchors[0][0][0], float)
+    hash(cfg)
+
+
 def test_strides_default_cut_to_groups_and_extended_beyond_three() -> None:
     two = model_config_from_mapping({**SEED_SECTION, "strides": None})
     assert two.strides == (8, 16)

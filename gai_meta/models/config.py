@@ -96,6 +96,15 @@ class GaiYoloConfig:
 
     def __post_init__(self) -> None:
         _check_values(self)
+        # Direct construction may pass lists or int anchors; store one canonical, hashable form
+        # so configs compare equal however they were made.
+        object.__setattr__(self, "input_size", tuple(self.input_size))
+        object.__setattr__(self, "strides", tuple(self.strides))
+        object.__setattr__(
+            self,
+            "anchors",
+            tuple(tuple((float(w), float(h)) for w, h in g) for g in self.anchors),
+        )
 
     @property
     def num_anchor_groups(self) -> int:
