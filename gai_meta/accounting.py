@@ -159,7 +159,9 @@ def account(model: nn.Module) -> Account:
             bytes=_tensor_bytes(b),
             persistent=persistent,
         )
-    return Account(params=tuple(params.values()), buffers=tuple(buffers.values()), module_types=types)
+    return Account(
+        params=tuple(params.values()), buffers=tuple(buffers.values()), module_types=types
+    )
 
 
 @dataclasses.dataclass(frozen=True)

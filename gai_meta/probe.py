@@ -52,7 +52,7 @@ def iter_tensors(obj: Any) -> Iterator[torch.Tensor]:
 
 def _children(obj: Any) -> list[tuple[Any, Any]] | None:
     """(key, child) pairs of a container, or None when ``obj`` is a leaf."""
-    if isinstance(obj, torch.Tensor) or isinstance(obj, (str, bytes, int, float, bool, type(None))):
+    if isinstance(obj, (torch.Tensor, str, bytes, int, float, bool, type(None))):
         return None
     if isinstance(obj, Mapping):
         return list(obj.items())
@@ -104,7 +104,10 @@ def tensor_structure(obj: Any, model_tensors: Mapping[int, str] | None = None) -
 
 def _structure(obj: Any, model_tensors: Mapping[int, str], seen: set[int], depth: int) -> Any:
     if isinstance(obj, torch.Tensor):
-        node: dict[str, Any] = {"shape": list(obj.shape), "dtype": str(obj.dtype).removeprefix("torch.")}
+        node: dict[str, Any] = {
+            "shape": list(obj.shape),
+            "dtype": str(obj.dtype).removeprefix("torch."),
+        }
         if id(obj) in model_tensors:
             node["model_tensor"] = model_tensors[id(obj)]
         return node
@@ -193,7 +196,9 @@ def model_tensor_ids(model: nn.Module) -> dict[int, str]:
     return ids
 
 
-def probe(model: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None) -> ProbeResult:
+def probe(
+    model: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None
+) -> ProbeResult:
     """Run one forward pass (eval mode, no grad) and record every module call's output shapes.
 
     Example::

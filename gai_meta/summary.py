@@ -36,10 +36,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEVICES",
     "Introspection",
+    "SummarizeResult",
     "build_parameters",
     "build_summary",
     "introspect",
     "metadata_documents",
+    "summarize",
     "write_metadata",
 ]
 
@@ -82,6 +84,14 @@ def _run_probe(model: nn.Module, shape: tuple[int, ...], device: str) -> ProbeRe
     return probe(model, (x,))
 
 
+AUTO_CPU_MAX_BYTES = 256 * 2**20
+
+
+def _tensor_bytes(model: nn.Module) -> int:
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
 def _meta_specific(err: BaseException) -> bool:
     """Whether a failure on the meta device is one the real device would not have."""
     cause = err.__cause__ or err
@@ -104,31 +114,44 @@ def introspect(
     *,
     input_shape: tuple[int, ...] | None = None,
     device: str = "auto",
+    run_forward: bool = True,
 ) -> Introspection:
     """Build the model, run the dummy forward (when an input is known) and account for it.
 
-    ``device="auto"`` runs on the meta device (no weights allocated, exact shapes) and falls back
-    to the CPU only when the model does something the meta device cannot (data-dependent ops).
+    ``device="auto"`` runs small models (weights up to 256 MiB) on the CPU and larger ones on the
+    meta device (no weights allocated, exact shapes), falling back to the CPU only when the model
+    does something the meta device cannot (data-dependent ops). The device never changes a count.
     """
     _check_device(device)
     shape = input_shape or loaded.input_shape
     notes = list(loaded.notes)
-    first = "meta" if device == "auto" else device
-    model = loaded.build(first)
+    first = device
+    model = loaded.build("meta" if device == "auto" else device)
+    if device == "auto":
+        first = "meta"
+        # The meta device allocates nothing but its first use imports ~2 s of torch internals;
+        # a real forward is cheaper for small models.
+        if run_forward and shape is not None and _tensor_bytes(model) <= AUTO_CPU_MAX_BYTES:
+            first = "cpu"
+            model = loaded.build("cpu")
     result = None
     used = first
-    if shape is not None:
+    if not run_forward:
+        pass
+    elif shape is not None:
         try:
             result = _run_probe(model, shape, first)
         except ForwardError as err:
-            if device != "auto" or not _meta_specific(err):
+            if device != "auto" or first != "meta" or not _meta_specific(err):
                 raise
             notes.append(f"the meta device could not run this model ({err.message}); ran on cpu")
             used = "cpu"
             model = loaded.build("cpu")
             result = _run_probe(model, shape, "cpu")
     else:
-        notes.append("no input shape is known for this model; pass --input-shape to get output shapes")
+        notes.append(
+            "no input shape is known for this model; pass --input-shape to get output shapes"
+        )
     return Introspection(
         loaded=loaded,
         model=model,
@@ -211,7 +234,7 @@ def _settings(intro: Introspection) -> dict[str, Any]:
     from gai_meta.config import training_settings
 
     cfg = intro.loaded.config
-    return training_settings(cfg.data if cfg is not None else {})
+    return training_settings(cfg)
 
 
 def _source(intro: Introspection) -> dict[str, Any]:
@@ -293,7 +316,9 @@ def build_parameters(acc: Account) -> ModelParameters:
         )
         entry = modules.get(p.module)
         if entry is None:
-            modules[p.module] = ModuleEntry(p.module_type, p.numel, p.numel if p.requires_grad else 0, [info])
+            modules[p.module] = ModuleEntry(
+                p.module_type, p.numel, p.numel if p.requires_grad else 0, [info]
+            )
         else:
             entry.shape_info.append(info)
             modules[p.module] = dataclasses.replace(
@@ -312,7 +337,9 @@ def build_parameters(acc: Account) -> ModelParameters:
         total_buffers=acc.buffer_numel,
         buffer_bytes=acc.buffer_bytes,
         buffers=[
-            BufferEntry(b.name, b.module_type, list(b.shape), b.numel, b.dtype, b.bytes, b.persistent)
+            BufferEntry(
+                b.name, b.module_type, list(b.shape), b.numel, b.dtype, b.bytes, b.persistent
+            )
             for b in acc.buffers
         ],
     )
@@ -329,23 +356,9 @@ def metadata_documents(intro: Introspection) -> dict[str, dict[str, Any]]:
         from gai_meta.config import dataloader_snapshot, experiment_config_document
 
         ck = intro.loaded.checkpoint
-        docs[EXPERIMENT_FILE] = experiment_config_document(
-            cfg,
-            checkpoint=ck.path if ck else None,
-            checkpoint_sha256=_sha256(ck.path) if ck else None,
-        )
-        docs[DATALOADER_FILE] = dataloader_snapshot(cfg.data)
+        docs[EXPERIMENT_FILE] = experiment_config_document(cfg, checkpoint=ck.path if ck else None)
+        docs[DATALOADER_FILE] = dataloader_snapshot(cfg)
     return docs
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_out_dir(loaded: LoadedModel) -> Path:
@@ -355,7 +368,7 @@ def default_out_dir(loaded: LoadedModel) -> Path:
     if loaded.config is not None:
         from gai_meta.config import resolve_artifact_dir
 
-        return Path(resolve_artifact_dir(loaded.config.data))
+        return Path(resolve_artifact_dir(loaded.config))
     return Path(loaded.source).resolve().parent
 
 
@@ -364,3 +377,64 @@ def write_metadata(out_dir: Path, documents: Mapping[str, Any]) -> dict[str, Pat
     from gai_meta.atomic import write_json_files
 
     return write_json_files(Path(out_dir) / "metadata", documents)
+
+
+@dataclasses.dataclass
+class SummarizeResult:
+    """What ``summarize`` did: the introspection, the documents and where they were written."""
+
+    introspection: Introspection
+    documents: dict[str, dict[str, Any]]
+    out_dir: Path
+    written: dict[str, Path]
+
+
+def load_and_introspect(
+    source: str | Path,
+    *,
+    config: str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    device: str = "auto",
+    trust_checkpoint: bool = False,
+    run_forward: bool = True,
+) -> Introspection:
+    """Load ``source`` (path or factory) and introspect it; see :func:`introspect`."""
+    from gai_meta.sources import LoadOptions, load_source
+
+    options = LoadOptions(config=Path(config) if config else None, trust=trust_checkpoint)
+    return introspect(
+        load_source(source, options),
+        input_shape=input_shape,
+        device=device,
+        run_forward=run_forward,
+    )
+
+
+def summarize(
+    source: str | Path,
+    *,
+    config: str | Path | None = None,
+    out: str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    device: str = "auto",
+    trust_checkpoint: bool = False,
+    write: bool = True,
+) -> SummarizeResult:
+    """Introspect ``source`` and write its metadata files into ``out/metadata/``.
+
+    Example::
+
+        result = summarize("fixtures/example_config.yaml", out="runs/example")
+        result.documents["model_summary.json"]["total_parameters"]  # 485340
+    """
+    intro = load_and_introspect(
+        source,
+        config=config,
+        input_shape=input_shape,
+        device=device,
+        trust_checkpoint=trust_checkpoint,
+    )
+    documents = metadata_documents(intro)
+    out_dir = Path(out) if out is not None else default_out_dir(intro.loaded)
+    written = write_metadata(out_dir, documents) if write else {}
+    return SummarizeResult(intro, documents, out_dir, written)

@@ -99,7 +99,9 @@ def read_head(path: Path) -> bytes:
     if not path.exists():
         raise SourceError("no such file; check the path", path=path)
     if path.is_dir():
-        raise SourceError("is a directory, not a model file; pass a checkpoint or config file", path=path)
+        raise SourceError(
+            "is a directory, not a model file; pass a checkpoint or config file", path=path
+        )
     try:
         with open(path, "rb") as fh:
             head = fh.read(HEAD_BYTES)

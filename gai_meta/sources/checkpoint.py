@@ -100,7 +100,15 @@ def torch_load(path: Path, *, trust: bool = False) -> Any:
                 path=path,
             ) from err
         raise CheckpointError(_corrupt(err), path=path) from err
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError, IndexError) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        AttributeError,
+        KeyError,
+        IndexError,
+    ) as err:
         raise CheckpointError(_corrupt(err), path=path) from err
     except Exception as err:  # unpickling arbitrary bytes can raise nearly anything
         raise CheckpointError(_corrupt(err), path=path) from err
@@ -205,6 +213,7 @@ def load_torch_checkpoint(path: Path, options: LoadOptions) -> LoadedModel:
             experiment_dir=exp_dir,
         )
     state_dict, key = extract_state_dict(obj, path)
+    state_dict = dict(models.strip_data_parallel_prefix(state_dict))
     info = CheckpointInfo(**{**info.__dict__, "state_dict_key": key})
     config = None
     if options.config is not None:
@@ -213,7 +222,14 @@ def load_torch_checkpoint(path: Path, options: LoadOptions) -> LoadedModel:
             require_model_section(config), path=options.config
         )
     else:
-        inferred = models.infer_config_from_state_dict(state_dict)
+        try:
+            inferred = models.infer_config_from_state_dict(state_dict)
+        except ModelBuildError as err:
+            if err.path:
+                raise
+            raise ModelBuildError(
+                f"{err.message}; pass --config to build the model", path=path
+            ) from err
         if inferred is None:
             raise ModelBuildError(
                 "the weights are not of an architecture gai-meta knows; pass --config with the "
