@@ -56,7 +56,7 @@ def measure(
     amp: bool = False,
     factory_kwargs: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
-    warmup: bool = False,
+    warmup: bool = True,
     timeout: float = 600.0,
 ) -> Measured:
     """Run one step of ``factory(**factory_kwargs)`` in a fresh process and return its peak.

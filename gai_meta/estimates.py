@@ -20,6 +20,7 @@ allocator caching and fragmentation; ``docs/estimates.md`` gives the measured ra
 from __future__ import annotations
 
 import dataclasses
+import functools
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -33,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
 from gai_meta.errors import ForwardError, UsageError
+from gai_meta.options import OPTIMIZER_NAMES
 
 __all__ = [
     "OPTIMIZERS",
@@ -40,9 +42,10 @@ __all__ = [
     "MemoryEstimate",
     "count_compute",
     "estimate_memory",
+    "largest_batch_size",
 ]
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = OPTIMIZER_NAMES
 """Optimizer names :func:`estimate_memory` understands (``sgd`` uses ``momentum``)."""
 
 _MB = 2**20
@@ -94,6 +97,7 @@ class MemoryEstimate:
     dtype: str
     optimizer: str
     amp: bool
+    amp_dtype: str | None
     parameters_mb: float
     buffers_mb: float
     input_mb: float
@@ -103,6 +107,8 @@ class MemoryEstimate:
     inference_peak_mb: float
     training_peak_mb: float
     training_peak_phase: str
+    inference_peak_bytes: int
+    training_peak_bytes: int
     per_module: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
@@ -128,44 +134,122 @@ class MemoryEstimate:
 _LINEAR_COST_OPS = frozenset(
     {
         # copies and factories
-        "aten._to_copy", "aten.clone", "aten.copy_", "aten.copy", "aten.contiguous",
-        "aten.empty", "aten.empty_like", "aten.empty_strided", "aten.new_empty",
-        "aten.new_empty_strided", "aten.zeros", "aten.zeros_like", "aten.new_zeros",
-        "aten.ones", "aten.ones_like", "aten.new_ones", "aten.full", "aten.full_like",
-        "aten.new_full", "aten.fill_", "aten.fill", "aten.zero_", "aten.arange",
-        "aten.linspace", "aten.scalar_tensor", "aten.lift_fresh", "aten.lift_fresh_copy",
-        "aten._local_scalar_dense", "aten.rand", "aten.randn", "aten.rand_like",
-        "aten.randn_like", "aten.bernoulli", "aten.bernoulli_", "aten.native_dropout",
-        "aten.repeat", "aten.tile", "aten.flip", "aten.roll", "aten.tril", "aten.triu",
-        "aten.cat", "aten.stack", "aten.constant_pad_nd", "aten.reflection_pad2d",
-        "aten.replication_pad2d", "aten.pad", "aten.masked_fill", "aten.masked_fill_",
-        "aten.index", "aten.index_select", "aten.gather", "aten.scatter", "aten.scatter_add",
-        "aten.embedding", "aten.one_hot", "aten.sort", "aten.topk", "aten.argmax",
+        "aten._to_copy",
+        "aten.clone",
+        "aten.copy_",
+        "aten.copy",
+        "aten.contiguous",
+        "aten.empty",
+        "aten.empty_like",
+        "aten.empty_strided",
+        "aten.new_empty",
+        "aten.new_empty_strided",
+        "aten.zeros",
+        "aten.zeros_like",
+        "aten.new_zeros",
+        "aten.ones",
+        "aten.ones_like",
+        "aten.new_ones",
+        "aten.full",
+        "aten.full_like",
+        "aten.new_full",
+        "aten.fill_",
+        "aten.fill",
+        "aten.zero_",
+        "aten.arange",
+        "aten.linspace",
+        "aten.scalar_tensor",
+        "aten.lift_fresh",
+        "aten.lift_fresh_copy",
+        "aten._local_scalar_dense",
+        "aten.rand",
+        "aten.randn",
+        "aten.rand_like",
+        "aten.randn_like",
+        "aten.bernoulli",
+        "aten.bernoulli_",
+        "aten.native_dropout",
+        "aten.repeat",
+        "aten.tile",
+        "aten.flip",
+        "aten.roll",
+        "aten.tril",
+        "aten.triu",
+        "aten.cat",
+        "aten.stack",
+        "aten.constant_pad_nd",
+        "aten.reflection_pad2d",
+        "aten.replication_pad2d",
+        "aten.pad",
+        "aten.masked_fill",
+        "aten.masked_fill_",
+        "aten.index",
+        "aten.index_select",
+        "aten.gather",
+        "aten.scatter",
+        "aten.scatter_add",
+        "aten.embedding",
+        "aten.one_hot",
+        "aten.sort",
+        "aten.topk",
+        "aten.argmax",
         "aten.argmin",
         # reductions
-        "aten.sum", "aten.mean", "aten.amax", "aten.amin", "aten.max", "aten.min",
-        "aten.prod", "aten.var", "aten.var_mean", "aten.std", "aten.std_mean",
-        "aten.norm", "aten.linalg_vector_norm", "aten.logsumexp", "aten.cumsum",
-        "aten.all", "aten.any",
+        "aten.sum",
+        "aten.mean",
+        "aten.amax",
+        "aten.amin",
+        "aten.max",
+        "aten.min",
+        "aten.prod",
+        "aten.var",
+        "aten.var_mean",
+        "aten.std",
+        "aten.std_mean",
+        "aten.norm",
+        "aten.linalg_vector_norm",
+        "aten.logsumexp",
+        "aten.cumsum",
+        "aten.all",
+        "aten.any",
         # normalisation, softmax, pooling, resampling
-        "aten.native_batch_norm", "aten._native_batch_norm_legit",
-        "aten._native_batch_norm_legit_functional", "aten._native_batch_norm_legit_no_training",
-        "aten.native_layer_norm", "aten.native_group_norm", "aten._fused_rms_norm",
-        "aten._softmax", "aten._log_softmax", "aten.max_pool2d_with_indices",
-        "aten.max_pool2d", "aten.avg_pool2d", "aten.adaptive_avg_pool2d",
-        "aten._adaptive_avg_pool2d", "aten.adaptive_max_pool2d", "aten.max_pool1d",
-        "aten.avg_pool1d", "aten.upsample_nearest2d", "aten.upsample_bilinear2d",
-        "aten._upsample_nearest_exact2d", "aten.pixel_shuffle", "aten.pixel_unshuffle",
-        "aten.mse_loss", "aten.nll_loss_forward", "aten.nll_loss2d_forward",
-        "aten.binary_cross_entropy", "aten.binary_cross_entropy_with_logits",
+        "aten.native_batch_norm",
+        "aten._native_batch_norm_legit",
+        "aten._native_batch_norm_legit_functional",
+        "aten._native_batch_norm_legit_no_training",
+        "aten.native_layer_norm",
+        "aten.native_group_norm",
+        "aten._fused_rms_norm",
+        "aten._softmax",
+        "aten._log_softmax",
+        "aten.max_pool2d_with_indices",
+        "aten.max_pool2d",
+        "aten.avg_pool2d",
+        "aten.adaptive_avg_pool2d",
+        "aten._adaptive_avg_pool2d",
+        "aten.adaptive_max_pool2d",
+        "aten.max_pool1d",
+        "aten.avg_pool1d",
+        "aten.upsample_nearest2d",
+        "aten.upsample_bilinear2d",
+        "aten._upsample_nearest_exact2d",
+        "aten.pixel_shuffle",
+        "aten.pixel_unshuffle",
+        "aten.mse_loss",
+        "aten.nll_loss_forward",
+        "aten.nll_loss2d_forward",
+        "aten.binary_cross_entropy",
+        "aten.binary_cross_entropy_with_logits",
     }
 )
 
 
 def _is_view_or_metadata(op: torch._ops.OpOverload) -> bool:
     schema = op._schema
-    return bool(schema.returns) and not schema.is_mutable and all(
-        r.alias_info is not None for r in schema.returns
+    return (
+        bool(schema.returns)
+        and not schema.is_mutable
+        and all(r.alias_info is not None for r in schema.returns)
     )
 
 
@@ -371,11 +455,11 @@ class _LiveStorages(TorchDispatchMode):
                 self._refs[key] = (known[0], nbytes)
                 self._bump()
             return
-        self._refs[key] = (weakref.ref(storage, lambda _r, k=key: self._free(k)), nbytes)
+        self._refs[key] = (weakref.ref(storage, functools.partial(self._free, key)), nbytes)
         self.current += nbytes
         self._bump()
 
-    def _free(self, key: int) -> None:
+    def _free(self, key: int, _ref: object = None) -> None:
         entry = self._refs.pop(key, None)
         if entry is not None:
             self.current -= entry[1]
@@ -605,7 +689,8 @@ def estimate_memory(
     ``args``/``kwargs`` are example inputs at any batch size (their shapes and dtypes are all
     that is read); every tensor whose first dimension equals the first input's is re-batched.
     ``dtype`` casts parameters, buffers and floating inputs (pure low-precision training);
-    ``amp`` instead keeps them as they are and runs forward and loss under
+    ``amp`` instead keeps them as they are (``dtype`` in the result is theirs) and runs forward
+    and loss under
     ``torch.autocast("cpu", dtype=dtype or torch.bfloat16)``. Only trainable parameters get
     gradients and optimizer state. Nothing runs on real data and ``model`` is left unchanged.
 
@@ -683,7 +768,9 @@ def estimate_memory(
             f"{type(err).__name__}: {err}"
         ) from err
 
-    phases = {k: v for k, v in live.phase_peaks.items() if k in ("forward", "backward", "optimizer")}
+    phases = {
+        k: v for k, v in live.phase_peaks.items() if k in ("forward", "backward", "optimizer")
+    }
     peak_phase = max(phases, key=lambda k: phases[k]) if phases else "forward"
     return MemoryEstimate(
         batch_size=batch_size,
@@ -692,6 +779,7 @@ def estimate_memory(
         ),
         optimizer=optimizer,
         amp=amp,
+        amp_dtype=str(autocast_dtype).removeprefix("torch.") if autocast_dtype else None,
         parameters_mb=_mb(p_bytes),
         buffers_mb=_mb(b_bytes),
         input_mb=_mb(input_bytes),
@@ -701,5 +789,65 @@ def estimate_memory(
         inference_peak_mb=_mb(infer.peak),
         training_peak_mb=_mb(live.peak),
         training_peak_phase=peak_phase,
+        inference_peak_bytes=infer.peak,
+        training_peak_bytes=live.peak,
         per_module=dict(sorted(saved.per_module.items())),
     )
+
+
+def largest_batch_size(
+    model: nn.Module,
+    args: tuple[Any, ...] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    max_memory_bytes: int,
+    optimizer: str = "adamw",
+    dtype: torch.dtype | None = None,
+    amp: bool = False,
+    momentum: float = 0.9,
+    limit: int = 2**16,
+) -> tuple[int, MemoryEstimate]:
+    """The largest batch size whose training peak fits in ``max_memory_bytes``.
+
+    Doubles from 1 until the estimate no longer fits, then bisects (estimates are cheap, and the
+    peak grows with the batch). Returns ``(0, estimate at batch 1)`` when not even batch 1
+    fits, and stops at ``limit``. Returns the estimate at the batch size found.
+
+    Example::
+
+        >>> n, est = largest_batch_size(model, (x,), max_memory_bytes=24 * 2**30)
+    """
+
+    def at(batch: int) -> MemoryEstimate:
+        return estimate_memory(
+            model,
+            args,
+            kwargs,
+            batch_size=batch,
+            optimizer=optimizer,
+            dtype=dtype,
+            amp=amp,
+            momentum=momentum,
+        )
+
+    best = at(1)
+    if best.training_peak_bytes > max_memory_bytes:
+        return 0, best
+    low, high = 1, None
+    while high is None and low < limit:
+        trial = min(low * 2, limit)
+        est = at(trial)
+        if est.training_peak_bytes <= max_memory_bytes:
+            low, best = trial, est
+        else:
+            high = trial
+    if high is None:
+        return low, best
+    while high - low > 1:
+        mid = (low + high) // 2
+        est = at(mid)
+        if est.training_peak_bytes <= max_memory_bytes:
+            low, best = mid, est
+        else:
+            high = mid
+    return low, best

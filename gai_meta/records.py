@@ -60,6 +60,10 @@ class LayerCallEntry:
     call: int
     output_shapes: list[list[int]]
     parameters: int
+    # FLOPs and saved-for-backward bytes of every call of this module (children included),
+    # on its first call, 0 on repeats like ``parameters``; None when not estimated.
+    flops: int | None = None
+    activation_bytes: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +105,8 @@ class ModelSummary:
     probe_device: str | None
     source: dict[str, Any]
     notes: list[str]
+    compute: dict[str, Any] | None = None
+    memory_estimate: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
 

@@ -30,6 +30,7 @@ from gai_meta.records import (
 if TYPE_CHECKING:
     from torch import nn
 
+    from gai_meta.estimate_report import EstimateOptions, Estimates
     from gai_meta.probe import ProbeResult
     from gai_meta.sources import LoadedModel
 
@@ -183,8 +184,16 @@ def _layer_details(intro: Introspection) -> list[LayerDetail]:
     ]
 
 
-def _layers(intro: Introspection) -> list[LayerCallEntry]:
+def _first_call(per_module: dict[str, int] | None, name: str, call: int) -> int | None:
+    if per_module is None:
+        return None
+    return per_module.get(name, 0) if call == 1 else 0
+
+
+def _layers(intro: Introspection, est: Estimates | None = None) -> list[LayerCallEntry]:
     own = {name: sum(p.numel for p in ps) for name, ps in intro.account.by_module().items()}
+    flops = est.compute.per_module if est is not None and est.compute is not None else None
+    saved = est.memory.per_module if est is not None and est.memory is not None else None
     seen: dict[str, int] = {}
     entries = []
     for call in intro.probe.calls if intro.probe else []:
@@ -197,6 +206,8 @@ def _layers(intro: Introspection) -> list[LayerCallEntry]:
                 call=n,
                 output_shapes=call.output_shapes,
                 parameters=own.get(call.name, 0) if n == 1 else 0,
+                flops=_first_call(flops, call.name, n),
+                activation_bytes=_first_call(saved, call.name, n),
             )
         )
     return entries
@@ -250,8 +261,8 @@ def _source(intro: Introspection) -> dict[str, Any]:
     return out
 
 
-def build_summary(intro: Introspection) -> ModelSummary:
-    """The record of ``model_summary.json``."""
+def build_summary(intro: Introspection, est: Estimates | None = None) -> ModelSummary:
+    """The record of ``model_summary.json`` (``compute``/``memory_estimate`` from ``est``)."""
     acc = intro.account
     backbone = getattr(intro.model, "backbone", None)
     settings = _settings(intro)
@@ -270,7 +281,7 @@ def build_summary(intro: Introspection) -> ModelSummary:
         output_shapes=intro.probe.output_shapes if intro.probe else None,
         output_structure=intro.probe.output_structure if intro.probe else None,
         layer_details=_layer_details(intro),
-        layers=_layers(intro),
+        layers=_layers(intro, est),
         model_bundle_metadata=_bundle(intro),
         device=settings.get("device"),
         optimizer=settings.get("optimizer"),
@@ -279,7 +290,11 @@ def build_summary(intro: Introspection) -> ModelSummary:
         weight_decay=settings.get("weight_decay"),
         probe_device=intro.device if intro.probe else None,
         source=_source(intro),
-        notes=intro.notes,
+        notes=intro.notes + (est.notes if est is not None else []),
+        compute=est.compute.to_json() if est is not None and est.compute is not None else None,
+        memory_estimate=(
+            est.memory.to_json() if est is not None and est.memory is not None else None
+        ),
     )
 
 
@@ -337,10 +352,12 @@ def build_parameters(acc: Account) -> ModelParameters:
     )
 
 
-def metadata_documents(intro: Introspection) -> dict[str, dict[str, Any]]:
+def metadata_documents(
+    intro: Introspection, est: Estimates | None = None
+) -> dict[str, dict[str, Any]]:
     """File name -> JSON document for every metadata file this introspection yields."""
     docs = {
-        SUMMARY_FILE: to_json(build_summary(intro)),
+        SUMMARY_FILE: to_json(build_summary(intro, est)),
         PARAMETERS_FILE: to_json(build_parameters(intro.account)),
     }
     cfg = intro.loaded.config
@@ -411,6 +428,7 @@ def summarize(
     device: str = "auto",
     trust_checkpoint: bool = False,
     write: bool = True,
+    estimates: EstimateOptions | None = None,
 ) -> SummarizeResult:
     """Introspect ``source`` and write its metadata files into ``out/metadata/``.
 
@@ -418,7 +436,12 @@ def summarize(
 
         result = summarize("fixtures/example_config.yaml", out="runs/example")
         result.documents["model_summary.json"]["total_parameters"]  # 485340
+
+    ``estimates`` sets batch size, optimizer, dtype and AMP of ``memory_estimate`` (defaults:
+    from the config, else the input; see :mod:`gai_meta.estimate_report`).
     """
+    from gai_meta.estimate_report import EstimateOptions, run_estimates
+
     intro = load_and_introspect(
         source,
         config=config,
@@ -426,7 +449,8 @@ def summarize(
         device=device,
         trust_checkpoint=trust_checkpoint,
     )
-    documents = metadata_documents(intro)
+    est = run_estimates(intro, estimates or EstimateOptions())
+    documents = metadata_documents(intro, est)
     out_dir = Path(out) if out is not None else default_out_dir(intro.loaded)
     written = write_metadata(out_dir, documents) if write else {}
     return SummarizeResult(intro, documents, out_dir, written)

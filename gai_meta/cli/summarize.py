@@ -10,6 +10,7 @@ import typer
 
 from gai_meta.cli import command
 from gai_meta.cli._options import ConfigOpt, DeviceOpt, InputShapeOpt, Source, TrustOpt
+from gai_meta.cli.estimate import AmpOpt, DtypeOpt, OptimizerOpt, estimate_options
 from gai_meta.errors import UsageError
 
 
@@ -37,9 +38,23 @@ def summarize_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print model_summary.json to stdout.")
     ] = False,
+    batch_size: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--batch-size",
+            "-b",
+            help="Batch size of memory_estimate (default: the config's dataloader.batch_size, "
+            "else the input's batch dimension).",
+        ),
+    ] = None,
+    optimizer: OptimizerOpt = None,
+    dtype: DtypeOpt = None,
+    amp: AmpOpt = None,
 ) -> None:
     """Write the metadata files of a model and print a readable summary."""
     from gai_meta.summary import summarize
+
+    estimates = estimate_options(batch_size, optimizer, dtype, amp)
 
     result = summarize(
         source,
@@ -48,6 +63,7 @@ def summarize_cmd(
         input_shape=_shape(input_shape),
         device=device,
         trust_checkpoint=trust_checkpoint,
+        estimates=estimates,
     )
     summary = result.documents["model_summary.json"]
     if as_json:
