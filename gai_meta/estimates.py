@@ -91,6 +91,11 @@ class MemoryEstimate:
     parameters, buffers and the input excluded); ``per_module`` gives the same in bytes per
     module fully-qualified name (children included, ``""`` = total). ``training_peak_phase``
     says where the training peak falls: ``forward``, ``backward`` or ``optimizer``.
+
+    The ``*_peak_mb`` fields are the peak of live tensor memory (what the step needs from an
+    allocator that does not cache); ``*_peak_rss_mb`` replay the same allocations through a
+    model of glibc malloc, whose freed-but-resident heap makes a CPU process's RSS larger
+    (experimental; see docs/estimates.md for how each compares with measured steps).
     """
 
     batch_size: int
@@ -109,6 +114,8 @@ class MemoryEstimate:
     training_peak_phase: str
     inference_peak_bytes: int
     training_peak_bytes: int
+    inference_peak_rss_mb: float
+    training_peak_rss_mb: float
     per_module: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
@@ -441,8 +448,15 @@ class _LiveStorages(TorchDispatchMode):
         self.peak = 0
         self.phase = "setup"
         self.phase_peaks: dict[str, int] = {}
-        self._refs: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self._refs: dict[int, tuple[weakref.ref[Any], int, int]] = {}
         self.allow_item = False
+        # (event id, bytes) for an allocation, (event id, -1) for its free: the allocator replay
+        self.events: list[tuple[int, int]] = []
+        self._next_id = 0
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
 
     def track(self, tensor: torch.Tensor) -> None:
         storage = tensor.untyped_storage()
@@ -450,12 +464,18 @@ class _LiveStorages(TorchDispatchMode):
         nbytes = int(storage.nbytes())
         known = self._refs.get(key)
         if known is not None:
-            if known[1] != nbytes:  # resized in place
+            if known[1] != nbytes:  # resized in place: a new allocation replaces the old
+                self.events.append((known[2], -1))
+                eid = self._new_id()
+                self.events.append((eid, nbytes))
                 self.current += nbytes - known[1]
-                self._refs[key] = (known[0], nbytes)
+                self._refs[key] = (known[0], nbytes, eid)
                 self._bump()
             return
-        self._refs[key] = (weakref.ref(storage, functools.partial(self._free, key)), nbytes)
+        eid = self._new_id()
+        ref = weakref.ref(storage, functools.partial(self._free, key))
+        self._refs[key] = (ref, nbytes, eid)
+        self.events.append((eid, nbytes))
         self.current += nbytes
         self._bump()
 
@@ -463,6 +483,7 @@ class _LiveStorages(TorchDispatchMode):
         entry = self._refs.pop(key, None)
         if entry is not None:
             self.current -= entry[1]
+            self.events.append((entry[2], -1))
 
     def _bump(self) -> None:
         if self.current > self.peak:
@@ -474,12 +495,6 @@ class _LiveStorages(TorchDispatchMode):
         self.phase = phase
         self._bump()
 
-    def _bump_transient(self, nbytes: int) -> None:
-        # memory a kernel holds only while it runs: counts towards the peak, never stays live
-        self.current += nbytes
-        self._bump()
-        self.current -= nbytes
-
     def __torch_dispatch__(
         self,
         func: torch._ops.OpOverload,
@@ -490,11 +505,19 @@ class _LiveStorages(TorchDispatchMode):
         if func is _aten._local_scalar_dense.default and self.allow_item:
             return True if args[0].dtype == torch.bool else 1
         out = func(*args, **(kwargs or {}))
+        first_output = len(self.events)
         for t in _tensors_in(out):
             self.track(t)
         workspace = _kernel_workspace(func, args, out)
         if workspace:
-            self._bump_transient(workspace)
+            # memory the kernel holds only while it runs: allocated before its outputs,
+            # freed before it returns; it counts towards the peak and never stays live
+            eid = self._new_id()
+            self.events.insert(first_output, (eid, workspace))
+            self.events.append((eid, -1))
+            self.current += workspace
+            self._bump()
+            self.current -= workspace
         return out
 
 
@@ -791,6 +814,8 @@ def estimate_memory(
         training_peak_phase=peak_phase,
         inference_peak_bytes=infer.peak,
         training_peak_bytes=live.peak,
+        inference_peak_rss_mb=_mb(_glibc_peak(infer.events)),
+        training_peak_rss_mb=_mb(_glibc_peak(live.events)),
         per_module=dict(sorted(saved.per_module.items())),
     )
 
@@ -851,3 +876,76 @@ def largest_batch_size(
         else:
             high = mid
     return low, best
+
+
+_PAGE = 4096
+_MMAP_THRESHOLD_MIN = 128 * 1024  # glibc's M_MMAP_THRESHOLD default
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
+_TOP_PAD = 128 * 1024
+
+
+def _glibc_peak(events: Sequence[tuple[int, int]]) -> int:
+    """Peak resident bytes of a replay of ``events`` through a model of glibc malloc.
+
+    What the model keeps of glibc (single arena, steady state after a first step): blocks at
+    or above the mmap threshold are mmapped and given back on free; the threshold has risen to
+    the largest block ever freed below 32 MiB (glibc raises it on every such free); smaller
+    blocks come from the heap, best fit, split and coalesced; freed heap memory stays resident
+    unless it merges into the top of the heap and the top outgrows twice the threshold.
+    """
+    sizes = {eid: n for eid, n in events if n >= 0}
+    freed = [sizes[eid] for eid, n in events if n < 0 and eid in sizes]
+    threshold = max([_MMAP_THRESHOLD_MIN, *(s for s in freed if s <= _MMAP_THRESHOLD_MAX)])
+    trim = 2 * threshold
+    blocks: list[list[int]] = []  # [address, size, free] in address order, below the top
+    where: dict[int, list[int]] = {}
+    top = brk = 0  # heap [0, top) is in blocks, [top, brk) is the free top chunk
+    mapped = 0
+    peak = 0
+    mmapped: dict[int, int] = {}
+    for eid, n in events:
+        if n >= 0:
+            size = (n + 16 + 63) // 64 * 64  # header + posix_memalign(64)
+            if size >= threshold:
+                mmapped[eid] = (size + _PAGE - 1) // _PAGE * _PAGE
+                mapped += mmapped[eid]
+            else:
+                best = None
+                for b in blocks:
+                    if b[2] and b[1] >= size and (best is None or b[1] < best[1]):
+                        best = b
+                if best is not None:
+                    if best[1] > size:
+                        rest = [best[0] + size, best[1] - size, 1]
+                        blocks.insert(blocks.index(best) + 1, rest)
+                    best[1], best[2] = size, 0
+                    where[eid] = best
+                else:
+                    block = [top, size, 0]
+                    blocks.append(block)
+                    where[eid] = block
+                    top += size
+                    if top > brk:
+                        brk = (top + _TOP_PAD + _PAGE - 1) // _PAGE * _PAGE
+        else:
+            if eid in mmapped:
+                mapped -= mmapped.pop(eid)
+                continue
+            if eid not in where:
+                continue
+            block = where.pop(eid)
+            i = blocks.index(block)
+            block[2] = 1
+            if i + 1 < len(blocks) and blocks[i + 1][2]:
+                block[1] += blocks.pop(i + 1)[1]
+            if i > 0 and blocks[i - 1][2]:
+                blocks[i - 1][1] += blocks.pop(i)[1]
+                i -= 1
+                block = blocks[i]
+            if i == len(blocks) - 1:  # merges into the top chunk
+                blocks.pop()
+                top = block[0]
+                if brk - top > trim:
+                    brk = (top + _TOP_PAD + _PAGE - 1) // _PAGE * _PAGE
+        peak = max(peak, brk + mapped)
+    return peak

@@ -167,6 +167,28 @@ def test_largest_batch_size_search() -> None:
     assert none == 0 and first.batch_size == 1
 
 
+def test_glibc_model_by_hand() -> None:
+    from gai_meta.estimates import _glibc_peak
+
+    kib = 1024
+    # a (200 KiB) is freed, so the steady-state mmap threshold is 200 KiB: a is mmapped,
+    # b (100 KiB) comes from the heap.
+    events = [(1, 200 * kib), (1, -1), (2, 100 * kib)]
+    a = -(-(200 * kib + 16 + 63) // 64 * 64 // 4096) * 4096  # 51 pages = 208,896 bytes
+    b_top = (100 * kib + 16 + 63) // 64 * 64  # 102,464 bytes of heap
+    brk = -(-(b_top + 128 * kib) // 4096) * 4096  # plus glibc's 128 KiB top pad: 237,568
+    assert a == 208_896 and brk == 237_568
+    assert _glibc_peak(events) == max(a, brk)
+    # freed heap memory stays resident: a hole that is too small for c makes the heap grow
+    # (threshold stays 128 KiB: nothing freed is larger)
+    small = [(1, 50 * kib), (2, 50 * kib), (1, -1), (3, 100 * kib)]
+    one = (50 * kib + 16 + 63) // 64 * 64  # 51,264
+    three = (100 * kib + 16 + 63) // 64 * 64  # 102,464
+    grown = -(-(2 * one + three + 128 * kib) // 4096) * 4096  # 339,968
+    assert grown == 339_968
+    assert _glibc_peak(small) == grown
+
+
 # ------------------------------------------------------------------- against real CPU steps
 # Each test runs the step in a fresh subprocess (gai_meta._measure) with glibc's dynamic mmap
 # threshold pinned (MALLOC_MMAP_THRESHOLD_), which removes the allocator's run-to-run noise
