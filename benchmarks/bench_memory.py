@@ -104,8 +104,8 @@ def main() -> None:
         BATCHES["reference 640"].append(4)
 
     header = (
-        f"{'config':18s} {'B':>2s} {'mode':5s} {'gai-meta':>9s} {'measured':>22s} "
-        f"{'ratio':>17s} {'pinned':>9s} {'ratio':>5s} {'rss-model':>9s} {'ratio':>17s} "
+        f"{'config':18s} {'B':>2s} {'mode':5s} {'tensors':>9s} {'measured':>22s} "
+        f"{'ratio':>17s} {'pinned':>9s} {'ratio':>5s} {'gai-meta':>9s} {'ratio':>17s} "
         f"{'torchinfo':>9s} {'ti ratio':>8s}"
     )
     print(header)
@@ -120,8 +120,10 @@ def main() -> None:
             ti = None if args.no_torchinfo else _torchinfo_mb(model, (batch, *shape[1:]))
             for mode in ("train", "infer"):
                 mmode = "train" if mode == "train" else "inference"
-                value = est.training_peak_mb if mode == "train" else est.inference_peak_mb
-                rss = est.training_peak_rss_mb if mode == "train" else est.inference_peak_rss_mb
+                rss = est.training_peak_mb if mode == "train" else est.inference_peak_mb
+                value = (
+                    est.training_tensor_peak_mb if mode == "train" else est.inference_tensor_peak_mb
+                )
                 default = _measured(name, shape, batch, mmode, {}, args.repeat)
                 pinned = _measured(name, shape, batch, mmode, PINNED, 1)
                 ti_cols = ""
@@ -136,8 +138,8 @@ def main() -> None:
     print(
         "\nmeasured: VmHWM of a fresh process doing one step (after a batch-1 warm-up), minus "
         "its RSS before building the model; pinned: the same with MALLOC_MMAP_THRESHOLD_=131072;\n"
-        "gai-meta: training/inference_peak_mb (live tensors), compared with pinned and measured; "
-        "rss-model: *_peak_rss_mb (glibc model), compared with measured."
+        "gai-meta: training/inference_peak_mb (glibc model), compared with measured; "
+        "tensors: *_tensor_peak_mb (live tensors), compared with measured and pinned."
     )
 
 

@@ -92,10 +92,12 @@ class MemoryEstimate:
     module fully-qualified name (children included, ``""`` = total). ``training_peak_phase``
     says where the training peak falls: ``forward``, ``backward`` or ``optimizer``.
 
-    The ``*_peak_mb`` fields are the peak of live tensor memory (what the step needs from an
-    allocator that does not cache); ``*_peak_rss_mb`` replay the same allocations through a
-    model of glibc malloc, whose freed-but-resident heap makes a CPU process's RSS larger
-    (experimental; see docs/estimates.md for how each compares with measured steps).
+    ``training_peak_mb``/``inference_peak_mb`` (and ``*_peak_bytes``) are what a CPU process's
+    resident memory reaches: every allocation of the step replayed through a model of glibc
+    malloc, whose freed-but-resident heap blocks make RSS exceed live tensor memory.
+    ``*_tensor_peak_mb`` are the peak of live tensor memory itself, what an allocator that caches
+    nothing would need (the number for other allocators). docs/estimates.md compares both with
+    measured steps.
     """
 
     batch_size: int
@@ -114,8 +116,8 @@ class MemoryEstimate:
     training_peak_phase: str
     inference_peak_bytes: int
     training_peak_bytes: int
-    inference_peak_rss_mb: float
-    training_peak_rss_mb: float
+    inference_tensor_peak_mb: float
+    training_tensor_peak_mb: float
     per_module: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
@@ -795,6 +797,8 @@ def estimate_memory(
         k: v for k, v in live.phase_peaks.items() if k in ("forward", "backward", "optimizer")
     }
     peak_phase = max(phases, key=lambda k: phases[k]) if phases else "forward"
+    infer_rss = max(_glibc_peak(infer.events), infer.peak)
+    train_rss = max(_glibc_peak(live.events), live.peak)
     return MemoryEstimate(
         batch_size=batch_size,
         dtype=str(cast or next((p.dtype for p in model.parameters()), torch.float32)).removeprefix(
@@ -809,13 +813,13 @@ def estimate_memory(
         activations_mb=_mb(saved.total),
         gradients_mb=_mb(t_bytes),
         optimizer_state_mb=_mb(opt_bytes),
-        inference_peak_mb=_mb(infer.peak),
-        training_peak_mb=_mb(live.peak),
+        inference_peak_mb=_mb(infer_rss),
+        training_peak_mb=_mb(train_rss),
         training_peak_phase=peak_phase,
-        inference_peak_bytes=infer.peak,
-        training_peak_bytes=live.peak,
-        inference_peak_rss_mb=_mb(_glibc_peak(infer.events)),
-        training_peak_rss_mb=_mb(_glibc_peak(live.events)),
+        inference_peak_bytes=infer_rss,
+        training_peak_bytes=train_rss,
+        inference_tensor_peak_mb=_mb(infer.peak),
+        training_tensor_peak_mb=_mb(live.peak),
         per_module=dict(sorted(saved.per_module.items())),
     )
 
@@ -884,7 +888,7 @@ _MMAP_THRESHOLD_MAX = 32 * 2**20  # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
 _TOP_PAD = 128 * 1024
 
 
-def _glibc_peak(events: Sequence[tuple[int, int]]) -> int:
+def _glibc_peak(events: Sequence[tuple[int, int]], *, steady: bool = True) -> int:
     """Peak resident bytes of a replay of ``events`` through a model of glibc malloc.
 
     What the model keeps of glibc (single arena, steady state after a first step): blocks at
@@ -895,7 +899,10 @@ def _glibc_peak(events: Sequence[tuple[int, int]]) -> int:
     """
     sizes = {eid: n for eid, n in events if n >= 0}
     freed = [sizes[eid] for eid, n in events if n < 0 and eid in sizes]
-    threshold = max([_MMAP_THRESHOLD_MIN, *(s for s in freed if s <= _MMAP_THRESHOLD_MAX)])
+    if steady:
+        threshold = max([_MMAP_THRESHOLD_MIN, *(s for s in freed if s <= _MMAP_THRESHOLD_MAX)])
+    else:
+        threshold = _MMAP_THRESHOLD_MIN
     trim = 2 * threshold
     blocks: list[list[int]] = []  # [address, size, free] in address order, below the top
     where: dict[int, list[int]] = {}
@@ -929,7 +936,10 @@ def _glibc_peak(events: Sequence[tuple[int, int]]) -> int:
                         brk = (top + _TOP_PAD + _PAGE - 1) // _PAGE * _PAGE
         else:
             if eid in mmapped:
-                mapped -= mmapped.pop(eid)
+                chunk = mmapped.pop(eid)
+                mapped -= chunk
+                if not steady and threshold < chunk <= _MMAP_THRESHOLD_MAX:
+                    threshold, trim = chunk, 2 * chunk
                 continue
             if eid not in where:
                 continue
