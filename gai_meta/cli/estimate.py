@@ -139,7 +139,7 @@ def _view(rows: list[Any], *, fit: tuple[int, Any] | None, max_memory: str | Non
     table = Table(
         title=f"Estimated memory in MB ({first.optimizer}, {precision})", title_justify="left"
     )
-    for col in ("Batch", "Input", "Saved act.", "Weights+opt", "Infer peak", "Train peak"):
+    for col in ("Batch", "Input", "Saved", "Weights", "Infer", "Train", "Tensors"):
         table.add_column(col, justify="right")
     for r in rows:
         fixed = r.parameters_mb + r.buffers_mb + r.gradients_mb + r.optimizer_state_mb
@@ -150,8 +150,15 @@ def _view(rows: list[Any], *, fit: tuple[int, Any] | None, max_memory: str | Non
             f"{fixed:,.2f}",
             f"{r.inference_peak_mb:,.2f}",
             f"{r.training_peak_mb:,.2f}",
+            f"{r.training_tensor_peak_mb:,.2f}",
         )
-    items: list[Any] = [table]
+    items: list[Any] = [
+        table,
+        "Saved: activations kept for backward. Weights: parameters, buffers,",
+        "gradients, optimizer state. Infer/Train: peak resident memory of a CPU",
+        "process (glibc) in a no-grad forward / a training step. Tensors: the",
+        "training step's live tensors alone.",
+    ]
     if fit is not None:
         batch, est = fit
         if batch == 0:
