@@ -13,6 +13,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "BufferEntry",
     "GroupEntry",
+    "InputEntry",
     "LayerCallEntry",
     "LayerDetail",
     "ModelBundleMetadata",
@@ -63,6 +64,15 @@ class LayerCallEntry:
 
 
 @dataclasses.dataclass(frozen=True)
+class InputEntry:
+    """One dummy input of the forward pass: positional when ``name`` is null."""
+
+    name: str | None
+    shape: list[int]
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelBundleMetadata:
     model_name: str | None
     backbone: str | None
@@ -101,6 +111,7 @@ class ModelSummary:
     probe_device: str | None
     source: dict[str, Any]
     notes: list[str]
+    inputs: list[InputEntry] | None = None
     schema_version: int = SCHEMA_VERSION
 
 
