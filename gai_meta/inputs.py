@@ -66,7 +66,8 @@ class InputSpec:
 
 
 def _dims(text: str, option: str, spec: str) -> tuple[int, ...]:
-    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    sep = "," if "," in text else "x"  # 1,3,64,64 or 1x3x64x64
+    parts = [p.strip() for p in text.split(sep)]
     dims: list[int] = []
     for i, part in enumerate(parts):
         try:

@@ -150,7 +150,11 @@ class _CallRecorder:
     def __enter__(self) -> _CallRecorder:
         try:
             for name, module in self._names.values():
-                self._handles.append(module.register_forward_pre_hook(self._pre(name)))
+                try:
+                    pre = module.register_forward_pre_hook(self._pre(name))
+                except (RuntimeError, NotImplementedError):
+                    continue  # ScriptModules take no hooks: their calls go unrecorded
+                self._handles.append(pre)
                 self._handles.append(module.register_forward_hook(self._post()))
         except BaseException:
             self._remove()

@@ -83,7 +83,7 @@ def torch_load(path: Path, *, trust: bool = False) -> Any:
         )
     try:
         if trust:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return _trusted_load(path)
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=kind == "torch")
         except RuntimeError as err:
@@ -112,6 +112,26 @@ def torch_load(path: Path, *, trust: bool = False) -> Any:
         raise CheckpointError(_corrupt(err), path=path) from err
     except Exception as err:  # unpickling arbitrary bytes can raise nearly anything
         raise CheckpointError(_corrupt(err), path=path) from err
+
+
+def _trusted_load(path: Path) -> Any:
+    """``torch.load(weights_only=False)``: only behind ``--trust-checkpoint``."""
+    import os
+    import sys
+
+    import torch
+
+    # The pickled classes are imported by name, like a factory's module: from cwd or PYTHONPATH.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (ImportError, AttributeError) as err:
+        raise CheckpointError(
+            f"the pickled model needs code that is not importable here ({err}); run from the "
+            "folder that holds the model's code or add it to PYTHONPATH",
+            path=path,
+        ) from err
 
 
 def _unsafe_global(text: str) -> str:

@@ -194,10 +194,11 @@ def load_safetensors(path: Path, options: LoadOptions) -> LoadedModel:
         recipe, meta_state_dict(tensors), path=path, kind="checkpoint", checkpoint=info
     )
     mapped: dict[str, torch.Tensor] = {}
+    build_meta = loaded.build
 
     def build(device: str) -> Any:
         if device == "meta":
-            return loaded.build("meta")
+            return build_meta("meta")
         if not mapped:
             mapped.update(mapped_state_dict(path, tensors))
         real = with_weights(recipe, mapped, path=path, kind="checkpoint", checkpoint=info)

@@ -9,6 +9,7 @@ shapes without running anything; with ``--input`` it is run on that input instea
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ def load_torchscript(path: Path, options: LoadOptions) -> LoadedModel:
         # Scripted code cannot run on the meta device; a meta request gets the cpu module.
         where = "cpu" if device == "meta" else device
         try:
-            module: nn.Module = torch.jit.load(str(path), map_location=where)  # type: ignore[no-untyped-call]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
+                module: nn.Module = torch.jit.load(str(path), map_location=where)  # type: ignore[no-untyped-call]
             return module
         except Exception as err:
             raise CheckpointError(
