@@ -1,3 +1,5 @@
 """Imports every command module so that each registers itself on the app."""
 
 from __future__ import annotations
+
+from gai_meta.cli import compare, diff, history, schema  # noqa: F401
