@@ -56,7 +56,9 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, sort_keys: bool
     return write_bytes_atomic(path, dump_json(obj, sort_keys=sort_keys))
 
 
-def write_json_files(folder: str | os.PathLike[str], documents: Mapping[str, Any]) -> dict[str, Path]:
+def write_json_files(
+    folder: str | os.PathLike[str], documents: Mapping[str, Any]
+) -> dict[str, Path]:
     """Write several JSON documents into ``folder``, all or none.
 
     Everything is serialised and written to temp files first; only when every temp file is

@@ -9,7 +9,6 @@ call a library function. Errors become one line on stderr and an exit code (see
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 

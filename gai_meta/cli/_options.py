@@ -1,0 +1,41 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Source = Annotated[
+    str,
+    typer.Argument(
+        help="Checkpoint (.pt/.pth/.ckpt...), GAI-YOLOv12 YAML config, or package.module:factory.",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Optional[Path],  # noqa: UP045 - typer needs Optional at runtime on older Pythons
+    typer.Option("--config", "-c", help="YAML config that builds the model (weights must fit)."),
+]
+InputShapeOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--input-shape",
+        help="Dummy input shape, e.g. 1,3,640,640 (default: from the config's model.input_size).",
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="auto (meta device, cpu fallback), meta, cpu or cuda. Never changes a count.",
+    ),
+]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Allow formats that run code when loaded (pickled modules, TorchScript, .pt2).",
+    ),
+]

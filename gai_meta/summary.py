@@ -1,0 +1,440 @@
+"""From a loaded model to the metadata records: probe -> account -> records -> files.
+
+``introspect`` runs the dummy forward and the accounting; ``build_summary`` and
+``build_parameters`` turn the result into the records of ``model_summary.json`` and
+``model_parameters.json``; ``write_metadata`` writes every file at once, atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gai_meta.accounting import Account, account, group, mb
+from gai_meta.errors import ForwardError, UsageError
+from gai_meta.records import (
+    BufferEntry,
+    GroupEntry,
+    LayerCallEntry,
+    LayerDetail,
+    ModelBundleMetadata,
+    ModelParameters,
+    ModelSummary,
+    ModuleEntry,
+    ShapeInfo,
+    to_json,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from gai_meta.probe import ProbeResult
+    from gai_meta.sources import LoadedModel
+
+__all__ = [
+    "DEVICES",
+    "Introspection",
+    "SummarizeResult",
+    "build_parameters",
+    "build_summary",
+    "introspect",
+    "metadata_documents",
+    "summarize",
+    "write_metadata",
+]
+
+DEVICES = ("auto", "meta", "cpu", "cuda")
+
+SUMMARY_FILE = "model_summary.json"
+PARAMETERS_FILE = "model_parameters.json"
+EXPERIMENT_FILE = "experiment_config.json"
+DATALOADER_FILE = "dataloader_config_snapshot.json"
+
+
+@dataclasses.dataclass
+class Introspection:
+    """Everything learned about one model: its module, accounting and probe result."""
+
+    loaded: LoadedModel
+    model: nn.Module
+    account: Account
+    probe: ProbeResult | None
+    input_shape: tuple[int, ...] | None
+    device: str
+    notes: list[str]
+
+
+def _input_dtype(model: nn.Module) -> Any:
+    import torch
+
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _run_probe(model: nn.Module, shape: tuple[int, ...], device: str) -> ProbeResult:
+    import torch
+
+    from gai_meta.probe import probe
+
+    x = torch.zeros(shape, dtype=_input_dtype(model), device=device)
+    return probe(model, (x,))
+
+
+AUTO_CPU_MAX_BYTES = 256 * 2**20
+
+
+def _tensor_bytes(model: nn.Module) -> int:
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def _meta_specific(err: BaseException) -> bool:
+    """Whether a failure on the meta device is one the real device would not have."""
+    cause = err.__cause__ or err
+    text = str(cause).lower()
+    return isinstance(cause, NotImplementedError) or "meta" in text or "data-dependent" in text
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise UsageError(f"--device '{device}' is not one of {', '.join(DEVICES)} (or cuda:N)")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: CUDA is not available here; use --device auto")
+
+
+def introspect(
+    loaded: LoadedModel,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    device: str = "auto",
+    run_forward: bool = True,
+) -> Introspection:
+    """Build the model, run the dummy forward (when an input is known) and account for it.
+
+    ``device="auto"`` runs small models (weights up to 256 MiB) on the CPU and larger ones on the
+    meta device (no weights allocated, exact shapes), falling back to the CPU only when the model
+    does something the meta device cannot (data-dependent ops). The device never changes a count.
+    """
+    _check_device(device)
+    shape = input_shape or loaded.input_shape
+    notes = list(loaded.notes)
+    first = device
+    model = loaded.build("meta" if device == "auto" else device)
+    if device == "auto":
+        first = "meta"
+        # The meta device allocates nothing but its first use imports ~2 s of torch internals;
+        # a real forward is cheaper for small models.
+        if run_forward and shape is not None and _tensor_bytes(model) <= AUTO_CPU_MAX_BYTES:
+            first = "cpu"
+            model = loaded.build("cpu")
+    result = None
+    used = first
+    if not run_forward:
+        pass
+    elif shape is not None:
+        try:
+            result = _run_probe(model, shape, first)
+        except ForwardError as err:
+            if device != "auto" or first != "meta" or not _meta_specific(err):
+                raise
+            notes.append(f"the meta device could not run this model ({err.message}); ran on cpu")
+            used = "cpu"
+            model = loaded.build("cpu")
+            result = _run_probe(model, shape, "cpu")
+    else:
+        notes.append(
+            "no input shape is known for this model; pass --input-shape to get output shapes"
+        )
+    return Introspection(
+        loaded=loaded,
+        model=model,
+        account=account(model),
+        probe=result,
+        input_shape=shape,
+        device=used,
+        notes=notes,
+    )
+
+
+def _layer_details(intro: Introspection) -> list[LayerDetail]:
+    first_output: dict[str, list[int] | None] = {}
+    calls: dict[str, int] = {}
+    for call in intro.probe.calls if intro.probe else []:
+        calls[call.name] = calls.get(call.name, 0) + 1
+        if call.name not in first_output:
+            first_output[call.name] = call.output_shapes[0] if call.output_shapes else None
+    owners: dict[str, list[Any]] = {}
+    for p in intro.account.params:
+        owners.setdefault(p.module, []).append(p)
+    return [
+        LayerDetail(
+            name=name,
+            type=intro.account.module_types.get(name, "?"),
+            parameters=sum(p.numel for p in params),
+            trainable=sum(p.numel for p in params if p.requires_grad),
+            output_shape=first_output.get(name),
+            calls=calls.get(name, 0),
+        )
+        for name, params in owners.items()
+    ]
+
+
+def _layers(intro: Introspection) -> list[LayerCallEntry]:
+    own: dict[str, int] = {}
+    for p in intro.account.params:
+        own[p.module] = own.get(p.module, 0) + p.numel
+    seen: dict[str, int] = {}
+    entries = []
+    for call in intro.probe.calls if intro.probe else []:
+        n = seen[call.name] = seen.get(call.name, 0) + 1
+        entries.append(
+            LayerCallEntry(
+                name=call.name,
+                type=call.type,
+                depth=call.depth,
+                call=n,
+                output_shapes=call.output_shapes,
+                parameters=own.get(call.name, 0) if n == 1 else 0,
+            )
+        )
+    return entries
+
+
+def _bundle(intro: Introspection) -> ModelBundleMetadata:
+    cfg = intro.loaded.model_config
+    if cfg is None:
+        return ModelBundleMetadata(
+            model_name=None,
+            backbone=None,
+            num_classes=None,
+            num_parameters=intro.account.total,
+            anchors=None,
+            strides=None,
+            input_size=list(intro.input_shape[-2:]) if intro.input_shape else None,
+        )
+    return ModelBundleMetadata(
+        model_name=cfg.name,
+        backbone=cfg.backbone,
+        num_classes=cfg.num_classes,
+        num_parameters=intro.account.total,
+        anchors=[[list(a) for a in g] for g in cfg.anchors],
+        strides=list(cfg.strides),
+        input_size=list(cfg.input_size),
+    )
+
+
+def _settings(intro: Introspection) -> dict[str, Any]:
+    from gai_meta.config import training_settings
+
+    cfg = intro.loaded.config
+    return training_settings(cfg)
+
+
+def _source(intro: Introspection) -> dict[str, Any]:
+    loaded = intro.loaded
+    out: dict[str, Any] = {"path": loaded.source, "kind": loaded.kind}
+    if loaded.config is not None and loaded.config.path is not None:
+        out["config"] = str(loaded.config.path)
+    if loaded.checkpoint is not None:
+        ck = loaded.checkpoint
+        out["checkpoint"] = {
+            "format": ck.format,
+            "state_dict_key": ck.state_dict_key,
+            "epoch": ck.epoch,
+            "train_loss": ck.train_loss,
+            "val_loss": ck.val_loss,
+            **ck.extra,
+        }
+    return out
+
+
+def build_summary(intro: Introspection) -> ModelSummary:
+    """The record of ``model_summary.json``."""
+    acc = intro.account
+    backbone = getattr(intro.model, "backbone", None)
+    settings = _settings(intro)
+    return ModelSummary(
+        model_architecture=type(intro.model).__name__,
+        backbone_type=type(backbone).__name__ if backbone is not None else None,
+        total_parameters=acc.total,
+        trainable_parameters=acc.trainable,
+        non_trainable_parameters=acc.non_trainable,
+        parameter_size_mb=mb(acc.parameter_bytes),
+        parameter_bytes=acc.parameter_bytes,
+        total_buffers=acc.buffer_numel,
+        buffer_size_mb=mb(acc.buffer_bytes),
+        buffer_bytes=acc.buffer_bytes,
+        input_shape=list(intro.input_shape) if intro.input_shape else None,
+        output_shapes=intro.probe.output_shapes if intro.probe else None,
+        output_structure=intro.probe.output_structure if intro.probe else None,
+        layer_details=_layer_details(intro),
+        layers=_layers(intro),
+        model_bundle_metadata=_bundle(intro),
+        device=settings.get("device"),
+        optimizer=settings.get("optimizer"),
+        scheduler=settings.get("scheduler"),
+        learning_rate=settings.get("learning_rate"),
+        weight_decay=settings.get("weight_decay"),
+        probe_device=intro.device if intro.probe else None,
+        source=_source(intro),
+        notes=intro.notes,
+    )
+
+
+def _group_entries(acc: Account, by: str) -> dict[str, GroupEntry]:
+    return {
+        g.name: GroupEntry(
+            count=g.count,
+            tensors=g.tensors,
+            total_params=g.total_params,
+            trainable_params=g.trainable_params,
+            bytes=g.bytes,
+        )
+        for g in group(acc, by)
+    }
+
+
+def build_parameters(acc: Account) -> ModelParameters:
+    """The record of ``model_parameters.json`` (modules and groups by direct ownership)."""
+    modules: dict[str, ModuleEntry] = {}
+    for p in acc.params:
+        info = ShapeInfo(
+            name=p.name,
+            shape=list(p.shape),
+            numel=p.numel,
+            requires_grad=p.requires_grad,
+            dtype=p.dtype,
+            bytes=p.bytes,
+            tied_to=list(p.aliases),
+        )
+        entry = modules.get(p.module)
+        if entry is None:
+            modules[p.module] = ModuleEntry(
+                p.module_type, p.numel, p.numel if p.requires_grad else 0, [info]
+            )
+        else:
+            entry.shape_info.append(info)
+            modules[p.module] = dataclasses.replace(
+                entry,
+                total_params=entry.total_params + p.numel,
+                trainable_params=entry.trainable_params + (p.numel if p.requires_grad else 0),
+            )
+    return ModelParameters(
+        total_parameters=acc.total,
+        trainable_parameters=acc.trainable,
+        non_trainable_parameters=acc.non_trainable,
+        parameter_bytes=acc.parameter_bytes,
+        modules=modules,
+        parameter_groups=_group_entries(acc, "type"),
+        dtypes=_group_entries(acc, "dtype"),
+        total_buffers=acc.buffer_numel,
+        buffer_bytes=acc.buffer_bytes,
+        buffers=[
+            BufferEntry(
+                b.name, b.module_type, list(b.shape), b.numel, b.dtype, b.bytes, b.persistent
+            )
+            for b in acc.buffers
+        ],
+    )
+
+
+def metadata_documents(intro: Introspection) -> dict[str, dict[str, Any]]:
+    """File name -> JSON document for every metadata file this introspection yields."""
+    docs = {
+        SUMMARY_FILE: to_json(build_summary(intro)),
+        PARAMETERS_FILE: to_json(build_parameters(intro.account)),
+    }
+    cfg = intro.loaded.config
+    if cfg is not None:
+        from gai_meta.config import dataloader_snapshot, experiment_config_document
+
+        ck = intro.loaded.checkpoint
+        docs[EXPERIMENT_FILE] = experiment_config_document(cfg, checkpoint=ck.path if ck else None)
+        docs[DATALOADER_FILE] = dataloader_snapshot(cfg)
+    return docs
+
+
+def default_out_dir(loaded: LoadedModel) -> Path:
+    """Where metadata goes by default: the checkpoint's experiment, the config's artifact dir."""
+    if loaded.experiment_dir is not None:
+        return loaded.experiment_dir
+    if loaded.config is not None:
+        from gai_meta.config import resolve_artifact_dir
+
+        return Path(resolve_artifact_dir(loaded.config))
+    return Path(loaded.source).resolve().parent
+
+
+def write_metadata(out_dir: Path, documents: Mapping[str, Any]) -> dict[str, Path]:
+    """Write ``documents`` into ``out_dir/metadata/``, all or none."""
+    from gai_meta.atomic import write_json_files
+
+    return write_json_files(Path(out_dir) / "metadata", documents)
+
+
+@dataclasses.dataclass
+class SummarizeResult:
+    """What ``summarize`` did: the introspection, the documents and where they were written."""
+
+    introspection: Introspection
+    documents: dict[str, dict[str, Any]]
+    out_dir: Path
+    written: dict[str, Path]
+
+
+def load_and_introspect(
+    source: str | Path,
+    *,
+    config: str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    device: str = "auto",
+    trust_checkpoint: bool = False,
+    run_forward: bool = True,
+) -> Introspection:
+    """Load ``source`` (path or factory) and introspect it; see :func:`introspect`."""
+    from gai_meta.sources import LoadOptions, load_source
+
+    options = LoadOptions(config=Path(config) if config else None, trust=trust_checkpoint)
+    return introspect(
+        load_source(source, options),
+        input_shape=input_shape,
+        device=device,
+        run_forward=run_forward,
+    )
+
+
+def summarize(
+    source: str | Path,
+    *,
+    config: str | Path | None = None,
+    out: str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    device: str = "auto",
+    trust_checkpoint: bool = False,
+    write: bool = True,
+) -> SummarizeResult:
+    """Introspect ``source`` and write its metadata files into ``out/metadata/``.
+
+    Example::
+
+        result = summarize("fixtures/example_config.yaml", out="runs/example")
+        result.documents["model_summary.json"]["total_parameters"]  # 485340
+    """
+    intro = load_and_introspect(
+        source,
+        config=config,
+        input_shape=input_shape,
+        device=device,
+        trust_checkpoint=trust_checkpoint,
+    )
+    documents = metadata_documents(intro)
+    out_dir = Path(out) if out is not None else default_out_dir(intro.loaded)
+    written = write_metadata(out_dir, documents) if write else {}
+    return SummarizeResult(intro, documents, out_dir, written)
