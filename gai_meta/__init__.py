@@ -22,15 +22,24 @@ __version__ = "0.1.0"
 # Public name -> module that defines it; imported on first use (PEP 562) so that
 # ``import gai_meta`` stays light and never imports torch.
 _LAZY = {
+    "generate_metadata": "gai_meta.api",
     "record_epoch": "gai_meta.history",
     "read_history": "gai_meta.history",
     "load_config": "gai_meta.config",
     "load_experiment": "gai_meta.experiments",
 }
 
-__all__ = ["__version__", "load_config", "load_experiment", "read_history", "record_epoch"]
+__all__ = [
+    "__version__",
+    "generate_metadata",
+    "load_config",
+    "load_experiment",
+    "read_history",
+    "record_epoch",
+]
 
 if TYPE_CHECKING:
+    from gai_meta.api import generate_metadata
     from gai_meta.config import load_config
     from gai_meta.experiments import load_experiment
     from gai_meta.history import read_history, record_epoch

@@ -30,6 +30,7 @@ __all__ = [
     "EpochRecord",
     "TrainingHistory",
     "best_epoch",
+    "experiment_history",
     "history_entries",
     "load_history_file",
     "read_history",
@@ -300,6 +301,23 @@ def write_history(history: TrainingHistory, out: str | os.PathLike[str] | None =
     """Write ``history`` to ``out`` (a file path) or to its default place; returns the path."""
     target = history.default_output if out is None else Path(out)
     return write_json_atomic(target, history_entries(history.epochs))
+
+
+def experiment_history(experiment_dir: str | os.PathLike[str]) -> tuple[list[Any] | None, list[str]]:
+    """The ``training_history.json`` document for an experiment folder, and notes about it.
+
+    For ``summarize`` on a checkpoint inside an experiment: a folder without any history gives
+    ``(None, [])``; an unreadable history gives ``(None, [reason])`` instead of failing, since the
+    model's files do not depend on it. Skipped checkpoints are listed in the notes.
+    """
+    try:
+        hist = read_history(experiment_dir)
+    except SourceError as err:
+        if "holds neither" in err.message:
+            return None, []
+        return None, [f"training history not written: {err}"]
+    notes = [f"skipped {path.name} for the training history: {why}" for path, why in hist.skipped]
+    return history_entries(hist.epochs), notes
 
 
 def record_epoch(

@@ -345,9 +345,9 @@ def build_parameters(acc: Account) -> ModelParameters:
     )
 
 
-def metadata_documents(intro: Introspection) -> dict[str, dict[str, Any]]:
+def metadata_documents(intro: Introspection) -> dict[str, Any]:
     """File name -> JSON document for every metadata file this introspection yields."""
-    docs = {
+    docs: dict[str, Any] = {
         SUMMARY_FILE: to_json(build_summary(intro)),
         PARAMETERS_FILE: to_json(build_parameters(intro.account)),
     }
@@ -358,6 +358,13 @@ def metadata_documents(intro: Introspection) -> dict[str, dict[str, Any]]:
         ck = intro.loaded.checkpoint
         docs[EXPERIMENT_FILE] = experiment_config_document(cfg, checkpoint=ck.path if ck else None)
         docs[DATALOADER_FILE] = dataloader_snapshot(cfg)
+    if intro.loaded.experiment_dir is not None:
+        from gai_meta.history import HISTORY_FILE, experiment_history
+
+        history, notes = experiment_history(intro.loaded.experiment_dir)
+        if history is not None:
+            docs[HISTORY_FILE] = history
+        docs[SUMMARY_FILE]["notes"].extend(notes)
     return docs
 
 
@@ -384,7 +391,7 @@ class SummarizeResult:
     """What ``summarize`` did: the introspection, the documents and where they were written."""
 
     introspection: Introspection
-    documents: dict[str, dict[str, Any]]
+    documents: dict[str, Any]
     out_dir: Path
     written: dict[str, Path]
 

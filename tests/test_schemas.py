@@ -106,3 +106,102 @@ def test_dataloader_schema_rejects() -> None:
     assert _errors("dataloader_config_snapshot", {"augmentations": [{"p": 1}]})
     assert _errors("dataloader_config_snapshot", {}) == []
     assert _errors("dataloader_config_snapshot", {"custom": [1, "x"]}) == []
+
+
+# --------------------------------------------------------------------------- core output
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _validate_folder(meta: Path) -> set[str]:
+    names = set()
+    for file in sorted(meta.glob("*.json")):
+        _validate(file.stem, json.loads(file.read_text()))
+        names.add(file.name)
+    return names
+
+
+def test_summarize_outputs_validate(tmp_path: Path) -> None:
+    import shutil
+
+    from gai_meta.summary import summarize
+
+    summarize(FIXTURES / "example_config.yaml", out=tmp_path / "cfg")
+    assert _validate_folder(tmp_path / "cfg" / "metadata") == {
+        "model_summary.json",
+        "model_parameters.json",
+        "experiment_config.json",
+        "dataloader_config_snapshot.json",
+    }
+    exp = tmp_path / "exp"
+    shutil.copytree(FIXTURES / "tiny-experiment", exp)
+    summarize(exp / "checkpoints" / "epoch_002.pt")  # no config: architecture from the weights
+    assert _validate_folder(exp / "metadata") == {
+        "model_summary.json",
+        "model_parameters.json",
+        "training_history.json",
+    }
+    summarize(exp / "checkpoints" / "epoch_002.pt", config=exp / "config.yaml")
+    assert len(_validate_folder(exp / "metadata")) == 5
+
+
+def test_summarize_in_experiment_writes_history(tmp_path: Path) -> None:
+    import shutil
+
+    from gai_meta.summary import summarize
+
+    exp = tmp_path / "exp"
+    shutil.copytree(FIXTURES / "tiny-experiment", exp)
+    summarize(exp / "checkpoints" / "epoch_001.pt", config=exp / "config.yaml")
+    # training_metrics.json as written by the fixture; epoch 1's empty coco_metrics dropped
+    assert json.loads((exp / "metadata" / "training_history.json").read_text()) == [
+        {"epoch": 1, "train_loss": 0.140682, "val_loss": 0.023325},
+        {
+            "epoch": 2,
+            "train_loss": 0.140548,
+            "val_loss": 0.023516,
+            "coco_metrics": {
+                "mAP": 0.0012,
+                "mAP_50": 0.0043,
+                "mAP_75": 0.0004,
+                "mAP_small": 0.0,
+                "mAP_medium": 0.0009,
+                "mAP_large": 0.0021,
+            },
+        },
+    ]
+
+
+def test_summarize_with_corrupt_metrics_still_writes_model_files(tmp_path: Path) -> None:
+    import shutil
+
+    from gai_meta.summary import summarize
+
+    exp = tmp_path / "exp"
+    shutil.copytree(FIXTURES / "tiny-experiment", exp)
+    (exp / "checkpoints" / "training_metrics.json").write_text("[{")
+    result = summarize(exp / "checkpoints" / "epoch_001.pt")
+    assert "training_history.json" not in result.written
+    notes = result.documents["model_summary.json"]["notes"]
+    assert any("training history not written" in n and "is not valid JSON" in n for n in notes)
+
+
+def test_generate_metadata_outputs_validate(tmp_path: Path) -> None:
+    from torch import nn
+
+    import gai_meta
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    gai_meta.generate_metadata(
+        model, tmp_path, config={"dataloader": {"batch_size": 2}}, input_shape=(1, 4)
+    )
+    gai_meta.record_epoch(tmp_path, epoch=1, train_loss=0.5)
+    assert len(_validate_folder(tmp_path / "metadata")) == 5
+
+
+def test_model_summary_schema_rejects() -> None:
+    assert _errors("model_summary", {"schema_version": 1}) != []
+    assert any(
+        "is not of type 'integer'" in m
+        for m in _errors("model_parameters", {"total_parameters": 1.5})
+    )
