@@ -344,12 +344,13 @@ def _number(x: Any) -> bool:
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings and lists of mappings to dotted keys; lists of scalars stay whole."""
+    """Nested mappings and lists of mappings to dotted keys; other lists (shapes, anchors,
+    strategy names) stay whole values."""
     out: dict[str, Any] = {}
     if isinstance(value, dict) and (value or not prefix):
         for k, v in value.items():
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+    elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
         for i, v in enumerate(value):
             out.update(_flatten(v, f"{prefix}[{i}]"))
         if not value:

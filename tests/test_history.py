@@ -333,3 +333,35 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 def test_history_module_does_not_import_torch() -> None:
     code = "import sys, gai_meta.history; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
+
+
+def test_fixture_checkpoints_in_training_system_format(tmp_path: Path) -> None:
+    import shutil
+
+    exp = tmp_path / "exp"
+    shutil.copytree(ROOT / "fixtures" / "tiny-experiment", exp)
+    (exp / "checkpoints" / "training_metrics.json").unlink()
+    hist = read_history(exp)
+    assert hist.source == exp / "checkpoints" and hist.skipped == ()
+    # the same losses the fixture's training_metrics.json listed (checked in test_schemas)
+    assert history_entries(hist.epochs) == [
+        {"epoch": 1, "train_loss": 0.140682, "val_loss": 0.023325},
+        {"epoch": 2, "train_loss": 0.140548, "val_loss": 0.023516},
+    ]
+
+
+def test_loss_curve() -> None:
+    from gai_meta.cli._views import loss_curve
+
+    epochs = [EpochRecord(1, 4.0, None), EpochRecord(2, 2.0, 1.0), EpochRecord(3, 0.0, 3.0)]
+    # shared scale 0..4, bar index = round(v / 4 * 7): 4 -> 7 █, 2 -> round(3.5) = 4 ▅,
+    # 0 -> 0 ▁, 1 -> round(1.75) = 2 ▃, 3 -> round(5.25) = 5 ▆; missing -> blank
+    assert loss_curve(epochs) == [
+        "train █▅▁",
+        "val    ▃▆",
+        "      scale 0 (▁) .. 4 (█), epochs 1..3",
+    ]
+    assert loss_curve([EpochRecord(1, None, None)]) == []
+    # 4 epochs into 2 buckets: means (4+2)/2 = 3 and (0+0)/2 = 0 -> round(3/4*7) = 5 ▆, ▁
+    many = [EpochRecord(i, v, None) for i, v in enumerate([4.0, 2.0, 0.0, 0.0], 1)]
+    assert loss_curve(many, width=2)[0] == "train ▆▁"

@@ -145,6 +145,14 @@ def test_diff_different_exit_1(tmp_path: Path) -> None:
     }
 
 
+def test_diff_shows_markup_like_values_verbatim(tmp_path: Path) -> None:
+    a = make_experiment(tmp_path, "a", files={"dataloader_config_snapshot.json": {"x": "[red]"}})
+    b = make_experiment(tmp_path, "b", files={"dataloader_config_snapshot.json": {"x": "[b]z"}})
+    code, out, _ = run("diff", str(a), str(b))
+    assert code == 1
+    assert "[red]" in out and "[b]z" in out
+
+
 def test_diff_without_metadata_exit_2(tmp_path: Path) -> None:
     a = make_experiment(tmp_path, "a")
     (tmp_path / "empty").mkdir()
@@ -178,16 +186,14 @@ def test_compare_formats(tmp_path: Path) -> None:
     header, first = out.splitlines()[:2]
     assert header.split() == [
         "experiment",
-        "parameters",
-        "size",
+        "params",
         "MB",
         "input",
         "lr",
         "epochs",
         "best",
         "val",
-        "loss",
-        "best",
+        "at",
         "epoch",
     ]
     assert first.split() == ["a", "1,000", "0", "1x3x320x320", "0.001", "3/10", "0.4", "2"]

@@ -26,18 +26,27 @@ __all__ = [
 _BARS = "▁▂▃▄▅▆▇█"
 _COMPARE_COLUMNS = (
     ("name", "experiment"),
-    ("total_parameters", "parameters"),
-    ("parameter_size_mb", "size MB"),
+    ("total_parameters", "params"),
+    ("parameter_size_mb", "MB"),
     ("input_shape", "input"),
     ("learning_rate", "lr"),
     ("epochs", "epochs"),
-    ("best_val_loss", "best val loss"),
-    ("best_epoch", "best epoch"),
+    ("best_val_loss", "best val"),
+    ("best_epoch", "at epoch"),
 )
 
 
 def fmt(value: Any) -> str:
-    """A value for a table cell: ``-`` for null, compact floats, shapes as ``1x3x640x640``."""
+    """A value for a table cell: ``-`` for null, compact floats, shapes as ``1x3x640x640``.
+
+    Text is escaped so that a value such as ``[red]`` is shown, not read as rich markup.
+    """
+    from rich.markup import escape
+
+    return escape(_plain(value))
+
+
+def _plain(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -105,7 +114,7 @@ def history_table(epochs: Sequence[EpochRecord], *, limit: int = 20) -> Table:
     table.add_column("train_loss", justify="right")
     table.add_column("val_loss", justify="right")
     if coco_key is not None:
-        table.add_column(f"coco {coco_key}", justify="right")
+        table.add_column(f"coco {fmt(coco_key)}", justify="right")
     table.add_column("")
     shown: list[EpochRecord | None] = list(epochs)
     if len(epochs) > limit:
@@ -137,7 +146,11 @@ def compare_table(rows: Sequence[CompareRow]) -> Table:
 
     table = Table(box=None, pad_edge=False)
     for key, title in _COMPARE_COLUMNS:
-        table.add_column(title, justify="left" if key in ("name", "input_shape") else "right")
+        table.add_column(
+            title,
+            justify="left" if key in ("name", "input_shape") else "right",
+            overflow="fold",  # never cut a name or a number short
+        )
     for row in rows:
         cells = []
         for key, _ in _COMPARE_COLUMNS:
@@ -174,23 +187,24 @@ def fmt_csv(value: Any) -> str:
 
 
 def diff_table(diff: ExperimentDiff, *, show_all: bool = False) -> Table:
-    """Changed values side by side, one row per key, grouped by section."""
+    """Changed values side by side, one row per key, under a heading row per section."""
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    table.add_column("section")
-    table.add_column("key")
-    table.add_column(f"A: {diff.a.name}", overflow="fold")
-    table.add_column(f"B: {diff.b.name}", overflow="fold")
+    table.add_column("key", no_wrap=True)
+    table.add_column(f"A: {fmt(diff.a.name)}", overflow="fold")
+    table.add_column(f"B: {fmt(diff.b.name)}", overflow="fold")
     for section in diff.sections:
         if not section.changes:
             if show_all:
-                table.add_row(section.name, f"({section.compared} values identical)", "", "")
+                table.add_row(
+                    f"[bold]{section.name}[/]", f"({section.compared} values identical)", ""
+                )
             continue
-        for i, change in enumerate(section.changes):
+        table.add_row(f"[bold]{section.name}[/]", "", "")
+        for change in section.changes:
             table.add_row(
-                section.name if i == 0 else "",
-                change.key,
+                f"  {fmt(change.key)}",
                 fmt(change.a) if change.in_a else "(absent)",
                 fmt(change.b) if change.in_b else "(absent)",
             )
