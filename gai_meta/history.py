@@ -303,7 +303,9 @@ def write_history(history: TrainingHistory, out: str | os.PathLike[str] | None =
     return write_json_atomic(target, history_entries(history.epochs))
 
 
-def experiment_history(experiment_dir: str | os.PathLike[str]) -> tuple[list[Any] | None, list[str]]:
+def experiment_history(
+    experiment_dir: str | os.PathLike[str],
+) -> tuple[list[Any] | None, list[str]]:
     """The ``training_history.json`` document for an experiment folder, and notes about it.
 
     For ``summarize`` on a checkpoint inside an experiment: a folder without any history gives
