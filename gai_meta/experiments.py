@@ -154,9 +154,10 @@ def _history(recorded: Path, metrics: Path) -> tuple[EpochRecord, ...] | None:
 def expand_experiment_paths(patterns: Iterable[str]) -> tuple[list[Path], list[Path]]:
     """Expand glob patterns (for shells that did not); returns (experiments, skipped).
 
-    A pattern without glob characters is kept as given (so a wrong path is an error later);
-    glob matches that hold no metadata are returned as ``skipped`` instead. Order: as given,
-    each pattern's matches sorted, duplicates dropped.
+    Paths that exist but hold no metadata (a README beside the runs, an unfinished run) are
+    returned as ``skipped``, whether they came from a quoted glob or from the shell's
+    expansion; a path that does not exist, or a glob that matches nothing, is a SourceError.
+    Order: as given, each pattern's matches sorted, duplicates dropped.
     """
     found: list[Path] = []
     skipped: list[Path] = []
@@ -169,14 +170,13 @@ def expand_experiment_paths(patterns: Iterable[str]) -> tuple[list[Path], list[P
         else:
             matches = [Path(pattern)]
         for match in matches:
+            if not match.exists():
+                raise SourceError("no such file or folder; check the path", path=match)
             key = match.resolve()
             if key in seen:
                 continue
             seen.add(key)
-            if glob.has_magic(pattern) and not _is_experiment(match):
-                skipped.append(match)
-            else:
-                found.append(match)
+            (found if _is_experiment(match) else skipped).append(match)
     return found, skipped
 
 

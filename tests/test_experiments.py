@@ -130,8 +130,11 @@ def test_expand_globs(tmp_path: Path) -> None:
     )
     assert found == [tmp_path / "exp-1", tmp_path / "exp-2"]
     assert skipped == [tmp_path / "exp-junk"]
-    # a plain path is kept as given, so that a wrong one is an error when loaded
-    assert expand_experiment_paths([str(tmp_path / "nope")]) == ([tmp_path / "nope"], [])
+    # as the shell would expand it: the same result
+    names = ["exp-1", "exp-2", "exp-junk"]
+    assert expand_experiment_paths([str(tmp_path / n) for n in names]) == (found, skipped)
+    with pytest.raises(SourceError, match="no such file or folder"):
+        expand_experiment_paths([str(tmp_path / "nope")])
     with pytest.raises(SourceError, match="no path matches"):
         expand_experiment_paths([str(tmp_path / "zzz*")])
 

@@ -204,9 +204,12 @@ def test_compare_errors(tmp_path: Path) -> None:
     code, _, err = run("compare", str(tmp_path / "j*"))
     assert code == 2 and "no experiment with metadata among the paths given" in err
     code, _, err = run("compare", str(tmp_path / "junk"))
-    assert code == 2 and "holds no gai-meta metadata" in err
+    assert code == 2 and "no experiment with metadata among the paths given" in err
     code, _, err = run("compare", str(tmp_path / "q*"))
     assert code == 2 and "no path matches" in err
+    make_experiment(tmp_path, "a")
+    code, _, err = run("compare", str(tmp_path / "a"), str(tmp_path / "missing"))
+    assert code == 2 and "missing: no such file or folder" in err
 
 
 # --------------------------------------------------------------------------- schema
