@@ -365,3 +365,17 @@ def test_loss_curve() -> None:
     # 4 epochs into 2 buckets: means (4+2)/2 = 3 and (0+0)/2 = 0 -> round(3/4*7) = 5 ▆, ▁
     many = [EpochRecord(i, v, None) for i, v in enumerate([4.0, 2.0, 0.0, 0.0], 1)]
     assert loss_curve(many, width=2)[0] == "train ▆▁"
+
+
+def test_legacy_format_checkpoint_is_read_without_mmap(tmp_path: Path) -> None:
+    import torch
+
+    ck = tmp_path / "checkpoints"
+    ck.mkdir()
+    # the pre-1.6 format cannot be memory-mapped; it is read plainly
+    torch.save(
+        {"epoch": 4, "train_loss": 0.5}, ck / "epoch_004.pt", _use_new_zipfile_serialization=False
+    )
+    hist = read_history(tmp_path)
+    assert hist.skipped == ()
+    assert history_entries(hist.epochs) == [{"epoch": 4, "train_loss": 0.5, "val_loss": None}]
