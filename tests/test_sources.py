@@ -326,3 +326,23 @@ def test_exported_program_trusted_keeps_layer_shapes(tmp_path: Path, net: zoo.Ne
         "bn": "BatchNorm2d",
         "fc": "Linear",
     }
+
+
+def test_summaries_of_every_source_kind_match_the_schema(tmp_path: Path, net: zoo.Net) -> None:
+    import jsonschema
+
+    from gai_meta.schema import load_schema
+
+    torch.save(net.state_dict(), tmp_path / "sd.pt")
+    save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
+    docs = [
+        _summary("tests.zoo:net", "--input-shape", "1,3,8,8", "-o", tmp_path),
+        _summary("tests.zoo:kw_model", "--input", "tokens=1,3:int64", "-o", tmp_path),
+        _summary(tmp_path / "sd.pt", "-o", tmp_path),
+        _summary(tmp_path / "w.safetensors", "-c", "tests.zoo:net", "-o", tmp_path),
+        _summary(_exported(tmp_path, net), "--trust-checkpoint", "-o", tmp_path),
+    ]
+    schema = load_schema("model_summary")
+    for doc in docs:
+        jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+    assert docs[-1]["probe_device"] == "exported-graph"

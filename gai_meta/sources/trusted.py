@@ -123,7 +123,7 @@ def _static_probe(ep: Any, gm: nn.Module) -> ProbeResult:
         calls=calls,
         output_shapes=_val_shapes(out if isinstance(out, (list, tuple)) else [out]),
         output_structure=tensor_structure(_fake_free(out), own),
-        device="meta",
+        device="exported-graph",  # nothing ran: shapes recorded when the program was exported
     )
 
 
