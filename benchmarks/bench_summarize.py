@@ -68,11 +68,16 @@ def main() -> None:
         for _ in range(args.rounds):
             results["gai-meta"].append(_measure(ours))
             results["torchinfo"].append(_measure(theirs))
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v)) for k, v in results.items()}
+    med = {
+        k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v))
+        for k, v in results.items()
+    }
     for name, (wall, rss) in med.items():
         print(f"{name:10s} wall {wall:6.3f} s   peak RSS {rss:7.1f} MiB")
-    print(f"ratio gai-meta / torchinfo: wall {med['gai-meta'][0] / med['torchinfo'][0]:.2f}x, "
-          f"peak RSS {med['gai-meta'][1] / med['torchinfo'][1]:.2f}x  (goal <= 1.0x)")
+    print(
+        f"ratio gai-meta / torchinfo: wall {med['gai-meta'][0] / med['torchinfo'][0]:.2f}x, "
+        f"peak RSS {med['gai-meta'][1] / med['torchinfo'][1]:.2f}x  (goal <= 1.0x)"
+    )
 
 
 if __name__ == "__main__":
