@@ -89,6 +89,8 @@ def test_bert_keyword_inputs_and_model_output(tmp_path: Path) -> None:
         tmp_path,
     )
     assert s["total_parameters"] == BERT_PARAMS
+    # buffers: embeddings.position_ids [1, 64] + embeddings.token_type_ids [1, 64] (int64)
+    assert s["total_buffers"] == 128 and s["buffer_bytes"] == 128 * 8
     assert s["input_shape"] is None and len(s["inputs"]) == 2
     # last_hidden_state [2, 10, 32], pooler_output [2, 32]
     assert s["output_shapes"] == [[2, 10, 32], [2, 32]]
