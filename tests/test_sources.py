@@ -346,3 +346,31 @@ def test_summaries_of_every_source_kind_match_the_schema(tmp_path: Path, net: zo
     for doc in docs:
         jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
     assert docs[-1]["probe_device"] == "exported-graph"
+
+
+def test_gai_weights_as_safetensors_and_lightning_with_yaml_config(
+    tmp_path: Path, seed_config: Path
+) -> None:
+    import yaml
+
+    from gai_meta.models import build_model, model_config_from_mapping
+    from tests.conftest import SEED_CONFIG
+
+    torch.manual_seed(0)
+    model = build_model(model_config_from_mapping(yaml.safe_load(SEED_CONFIG)["model"]))
+    save_file(model.state_dict(), str(tmp_path / "gai.safetensors"))
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "pytorch-lightning_version": "2.0.0",
+            "hyper_parameters": {},
+            "global_step": 1,
+        },
+        tmp_path / "gai.ckpt",
+    )
+    for name in ("gai.safetensors", "gai.ckpt"):
+        s = _summary(tmp_path / name, "--config", seed_config, "-o", tmp_path / f"out-{name}")
+        assert s["total_parameters"] == 485_340  # the seed example (tests/test_summarize.py)
+        # the config's input size 320: stride-2 stages 160 and 80
+        assert s["output_shapes"] == [[1, 2, 160, 160, 15], [1, 2, 80, 80, 15]]
+        assert s["model_architecture"] == "GAIYoloV12"
