@@ -121,6 +121,16 @@ def _tensor_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
+def _free_memory() -> int | None:
+    """Available physical memory in bytes, where the platform says."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _meta_specific(err: BaseException) -> bool:
     """Whether a failure on the meta device is one the real device would not have."""
     cause = err.__cause__ or err
@@ -182,6 +192,13 @@ def introspect(
         except ForwardError as err:
             if device != "auto" or first != "meta" or not _meta_specific(err):
                 raise
+            need, free = _tensor_bytes(model), _free_memory()
+            if free is not None and need > free // 2:
+                raise ForwardError(
+                    f"{err.message}; the meta device cannot run this model and its weights "
+                    f"({need / 2**30:.1f} GiB) are too big for a cpu fallback ({free / 2**30:.1f} "
+                    "GiB free); pass --device cpu to force it, or drop --input for counts only"
+                ) from err
             notes.append(f"the meta device could not run this model ({err.message}); ran on cpu")
             used = "cpu"
             model = loaded.build("cpu")

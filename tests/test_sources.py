@@ -374,3 +374,23 @@ def test_gai_weights_as_safetensors_and_lightning_with_yaml_config(
         # the config's input size 320: stride-2 stages 160 and 80
         assert s["output_shapes"] == [[1, 2, 160, 160, 15], [1, 2, 80, 80, 15]]
         assert s["model_architecture"] == "GAIYoloV12"
+
+
+def test_auto_falls_back_to_cpu_only_when_the_weights_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gai_meta import summary
+    from gai_meta.errors import ForwardError
+    from gai_meta.inputs import InputSpec
+    from gai_meta.sources import load_source
+
+    monkeypatch.setattr(summary, "AUTO_CPU_MAX_BYTES", 0)  # as if the model were large: meta first
+    spec = [InputSpec(None, (2, 4))]
+    intro = summary.introspect(load_source("tests.zoo:data_dependent"), inputs=spec)
+    assert intro.device == "cpu" and intro.probe is not None
+    assert intro.probe.output_shapes == [[2, 4]]
+    assert any("meta device could not run" in n for n in intro.notes)
+    # weights 4*4 + 4 = 20 floats = 80 bytes; with 100 bytes free the fallback is refused
+    monkeypatch.setattr(summary, "_free_memory", lambda: 100)
+    with pytest.raises(ForwardError, match=r"too big for a cpu fallback.*--device cpu"):
+        summary.introspect(load_source("tests.zoo:data_dependent"), inputs=spec)
+    with pytest.raises(ForwardError, match="'' \\(DataDependent\\)|top-level model"):
+        summary.introspect(load_source("tests.zoo:data_dependent"), inputs=spec, device="meta")

@@ -106,3 +106,19 @@ def raises() -> nn.Module:
 
 
 NOT_CALLABLE = 42
+
+
+class DataDependent(nn.Module):
+    """A forward the meta device cannot run: it reads a value (``int(...)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.lin(x)
+        return y * int(y.shape[0] + (y > 1e9).sum())
+
+
+def data_dependent() -> nn.Module:
+    return DataDependent()
