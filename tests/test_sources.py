@@ -392,5 +392,5 @@ def test_auto_falls_back_to_cpu_only_when_the_weights_fit(monkeypatch: pytest.Mo
     monkeypatch.setattr(summary, "_free_memory", lambda: 100)
     with pytest.raises(ForwardError, match=r"too big for a cpu fallback.*--device cpu"):
         summary.introspect(load_source("tests.zoo:data_dependent"), inputs=spec)
-    with pytest.raises(ForwardError, match="'' \\(DataDependent\\)|top-level model"):
+    with pytest.raises(ForwardError, match="top-level model"):
         summary.introspect(load_source("tests.zoo:data_dependent"), inputs=spec, device="meta")
