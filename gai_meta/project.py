@@ -118,10 +118,13 @@ class ModelSpec:
         }
 
     def input_files(self) -> list[Path]:
-        """Files the check reads besides the model's code: source, config, pyproject."""
+        """Files the model is read from: the source and the config.
+
+        ``pyproject.toml`` is not one of them: every value it sets for this model is in the spec
+        itself, so editing another model's entry does not invalidate this model's cached check.
+        """
         files = [Path(self.source)] if is_path_source(self.source) else []
-        files += [p for p in (self.config, self.project_file) if p is not None]
-        return files
+        return files + ([self.config] if self.config is not None else [])
 
 
 def is_path_source(source: str) -> bool:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from gai_meta.budgets import BudgetViolation, Budgets, check_budgets
+from gai_meta.budgets import Budgets, BudgetViolation, check_budgets
 from gai_meta.errors import BaselineError
 from gai_meta.fingerprint import (
     SCHEMA_VERSION,
@@ -286,7 +286,10 @@ SEED_TOTALS = {"parameters": 485_340, "bytes": 1_947_872}  # seed example: param
 def test_budgets_within_limits() -> None:
     fp = {"totals": SEED_TOTALS, "output_shapes": [[1, 2, 160, 160, 15]]}
     budgets = Budgets(
-        max_parameters=485_340, max_size_mb=2.0, max_flops=10.0, output_shapes=((1, 2, 160, 160, 15),)
+        max_parameters=485_340,
+        max_size_mb=2.0,
+        max_flops=10.0,
+        output_shapes=((1, 2, 160, 160, 15),),
     )
     assert check_budgets(fp, budgets, flops=lambda: 10) == []
 
@@ -300,7 +303,12 @@ def test_broken_budgets_name_limit_and_value() -> None:
         output_shapes=((1, 2, 80, 80, 15),),
     )
     found = check_budgets(fp, budgets, flops=lambda: 2_500_000)
-    assert [v.budget for v in found] == ["max_parameters", "max_size_mb", "max_flops", "output_shapes"]
+    assert [v.budget for v in found] == [
+        "max_parameters",
+        "max_size_mb",
+        "max_flops",
+        "output_shapes",
+    ]
     assert [v.message() for v in found] == [
         "budget max_parameters broken: limit 400,000, value 485,340 (85,340 over)",
         # 1,947,872 / 2**20 = 1.8576 MB
