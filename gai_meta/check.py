@@ -40,6 +40,7 @@ __all__ = [
     "count_flops",
     "lock_model",
     "render_outcome",
+    "request_key",
     "run",
 ]
 
@@ -133,8 +134,9 @@ def count_flops(intro: Introspection) -> int:
     return int(estimates.count_compute(intro.model, (x,)).flops)
 
 
-def _request(spec: ModelSpec) -> dict[str, Any]:
-    return {"command": "check", "spec": spec.to_json()}
+def request_key(spec: ModelSpec) -> str:
+    """The cache key of checking ``spec`` (see :func:`gai_meta.check_cache.request_key`)."""
+    return check_cache.request_key({"command": "check", "spec": spec.to_json()})
 
 
 def _stamps(paths: Sequence[Path]) -> list[dict[str, Any] | None]:
@@ -146,7 +148,7 @@ def check_model(spec: ModelSpec, *, update: bool = False, use_cache: bool = True
 
     GaiMetaErrors (bad input) propagate; the caller decides how to report them.
     """
-    key = check_cache.request_key(_request(spec))
+    key = request_key(spec)
     if use_cache and not update:
         hit = check_cache.lookup(key)
         if hit is not None and isinstance(hit.get("parameters"), int):

@@ -186,3 +186,101 @@ def test_cache_hit_imports_no_torch(tmp_path: Path, tiny_config: Path) -> None:
     assert "gai_meta.check_cache" in modules
     heavy = {m for m in modules if m.split(".")[0] in {"torch", "numpy", "yaml", "torchinfo"}}
     assert not heavy, sorted(heavy)[:5]
+    # answered before Typer parses: its pydantic-based option coercion is never loaded
+    assert "pydantic" not in modules and "typer._adapters" not in modules
+
+
+# -- the instant path before Typer ------------------------------------------------------------
+
+
+def _fast(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int | None, str]:
+    from gai_meta.cli._fastcheck import answer
+
+    capsys.readouterr()
+    code = answer(argv)
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["--max-parameters", "99999"],
+        ["--max-parameters=99999", "--max-size-mb", "1"],
+        ["--input-shape=1,3,64,64", "--device", "cpu"],
+        ["-b", "architecture.lock.json"],
+        ["--max-flops", "1e12", "--trust-checkpoint"],
+    ],
+)
+def test_fast_path_prints_what_the_command_prints(
+    tmp_path: Path,
+    tiny_config: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+) -> None:
+    import types
+
+    # max_flops is counted through gai_meta.estimates; a stand-in keeps this test about caching
+    monkeypatch.setitem(
+        sys.modules,
+        "gai_meta.estimates",
+        types.SimpleNamespace(count_compute=lambda m, a: types.SimpleNamespace(flops=1)),
+    )
+    assert run("lock", tiny_config).exit_code == 0
+    argv = ["check", str(tiny_config), *extra]
+    assert _fast(argv, capsys) == (None, "")  # nothing cached yet: Typer runs
+    full = run(*argv)
+    assert full.exit_code == 0, full.output
+    cached = run(*argv)
+    assert "; cached" in cached.stdout
+    assert _fast(argv, capsys) == (0, cached.stdout)
+
+
+def test_fast_path_with_several_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.yaml").write_text(TINY_CONFIG)
+    (tmp_path / "b.yaml").write_text(TINY_CONFIG.replace("depth: 2", "depth: 3"))
+    (tmp_path / "pyproject.toml").write_text(
+        '[[tool.gai-meta.models]]\nname = "a"\nsource = "a.yaml"\n'
+        '[[tool.gai-meta.models]]\nname = "b"\nsource = "b.yaml"\n'
+    )
+    assert run("lock").exit_code == 0
+    assert run("check", "--model", "a").exit_code == 0
+    assert _fast(["check"], capsys) == (None, "")  # b is not cached yet
+    assert _fast(["check", "-m", "a"], capsys)[0] == 0
+    assert run("check").exit_code == 0
+    code, out = _fast(["check"], capsys)
+    assert code == 0 and out == run("check").stdout and out.count("; cached") == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["summarize", "x.yaml"],
+        ["check", "--update"],
+        ["check", "--no-cache"],
+        ["check", "--help"],
+        ["check", "--colour", "x"],
+        ["check", "--max-parameters", "many"],
+        ["check", "--max-parameters", "0"],
+        ["check", "--max-size-mb", "-1"],
+        ["check", "--input-shape", "1,x"],
+        ["check", "--config"],
+        ["check", "a.yaml", "b.yaml"],
+        ["check", "--device", "cpu", "--device", "meta"],
+        ["check"],  # no source configured: the command reports it
+    ],
+)
+def test_fast_path_leaves_everything_else_to_typer(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _fast(argv, capsys) == (None, "")
+
+
+def test_fast_path_leaves_config_errors_to_typer(
+    tmp_path: Path, tiny_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _checked(tmp_path, tiny_config)
+    (tmp_path / "pyproject.toml").write_text("[tool.gai-meta]\nmax_parameters = 0\n")
+    assert _fast(["check", str(tiny_config)], capsys) == (None, "")
