@@ -94,9 +94,12 @@ class Account:
     def buffer_bytes(self) -> int:
         return sum(b.bytes for b in self.buffers)
 
-    def own(self, module: str) -> list[ParamRecord]:
-        """The parameters ``module`` owns directly."""
-        return [p for p in self.params if p.module == module]
+    def by_module(self) -> dict[str, list[ParamRecord]]:
+        """Module name -> the parameters it owns directly, in first-seen order."""
+        owned: dict[str, list[ParamRecord]] = {}
+        for p in self.params:
+            owned.setdefault(p.module, []).append(p)
+        return owned
 
 
 def _dtype_name(dtype: Any) -> str:

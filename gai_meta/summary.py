@@ -170,9 +170,6 @@ def _layer_details(intro: Introspection) -> list[LayerDetail]:
         calls[call.name] = calls.get(call.name, 0) + 1
         if call.name not in first_output:
             first_output[call.name] = call.output_shapes[0] if call.output_shapes else None
-    owners: dict[str, list[Any]] = {}
-    for p in intro.account.params:
-        owners.setdefault(p.module, []).append(p)
     return [
         LayerDetail(
             name=name,
@@ -182,14 +179,12 @@ def _layer_details(intro: Introspection) -> list[LayerDetail]:
             output_shape=first_output.get(name),
             calls=calls.get(name, 0),
         )
-        for name, params in owners.items()
+        for name, params in intro.account.by_module().items()
     ]
 
 
 def _layers(intro: Introspection) -> list[LayerCallEntry]:
-    own: dict[str, int] = {}
-    for p in intro.account.params:
-        own[p.module] = own.get(p.module, 0) + p.numel
+    own = {name: sum(p.numel for p in ps) for name, ps in intro.account.by_module().items()}
     seen: dict[str, int] = {}
     entries = []
     for call in intro.probe.calls if intro.probe else []:
@@ -303,29 +298,26 @@ def _group_entries(acc: Account, by: str) -> dict[str, GroupEntry]:
 
 def build_parameters(acc: Account) -> ModelParameters:
     """The record of ``model_parameters.json`` (modules and groups by direct ownership)."""
-    modules: dict[str, ModuleEntry] = {}
-    for p in acc.params:
-        info = ShapeInfo(
-            name=p.name,
-            shape=list(p.shape),
-            numel=p.numel,
-            requires_grad=p.requires_grad,
-            dtype=p.dtype,
-            bytes=p.bytes,
-            tied_to=list(p.aliases),
+    modules = {
+        name: ModuleEntry(
+            type=params[0].module_type,
+            total_params=sum(p.numel for p in params),
+            trainable_params=sum(p.numel for p in params if p.requires_grad),
+            shape_info=[
+                ShapeInfo(
+                    name=p.name,
+                    shape=list(p.shape),
+                    numel=p.numel,
+                    requires_grad=p.requires_grad,
+                    dtype=p.dtype,
+                    bytes=p.bytes,
+                    tied_to=list(p.aliases),
+                )
+                for p in params
+            ],
         )
-        entry = modules.get(p.module)
-        if entry is None:
-            modules[p.module] = ModuleEntry(
-                p.module_type, p.numel, p.numel if p.requires_grad else 0, [info]
-            )
-        else:
-            entry.shape_info.append(info)
-            modules[p.module] = dataclasses.replace(
-                entry,
-                total_params=entry.total_params + p.numel,
-                trainable_params=entry.trainable_params + (p.numel if p.requires_grad else 0),
-            )
+        for name, params in acc.by_module().items()
+    }
     return ModelParameters(
         total_parameters=acc.total,
         trainable_parameters=acc.trainable,
@@ -345,9 +337,9 @@ def build_parameters(acc: Account) -> ModelParameters:
     )
 
 
-def metadata_documents(intro: Introspection) -> dict[str, dict[str, Any]]:
+def metadata_documents(intro: Introspection) -> dict[str, Any]:
     """File name -> JSON document for every metadata file this introspection yields."""
-    docs = {
+    docs: dict[str, Any] = {
         SUMMARY_FILE: to_json(build_summary(intro)),
         PARAMETERS_FILE: to_json(build_parameters(intro.account)),
     }
@@ -358,6 +350,13 @@ def metadata_documents(intro: Introspection) -> dict[str, dict[str, Any]]:
         ck = intro.loaded.checkpoint
         docs[EXPERIMENT_FILE] = experiment_config_document(cfg, checkpoint=ck.path if ck else None)
         docs[DATALOADER_FILE] = dataloader_snapshot(cfg)
+    if intro.loaded.experiment_dir is not None:
+        from gai_meta.history import HISTORY_FILE, experiment_history
+
+        history, notes = experiment_history(intro.loaded.experiment_dir)
+        if history is not None:
+            docs[HISTORY_FILE] = history
+        docs[SUMMARY_FILE]["notes"].extend(notes)
     return docs
 
 
@@ -384,7 +383,7 @@ class SummarizeResult:
     """What ``summarize`` did: the introspection, the documents and where they were written."""
 
     introspection: Introspection
-    documents: dict[str, dict[str, Any]]
+    documents: dict[str, Any]
     out_dir: Path
     written: dict[str, Path]
 
