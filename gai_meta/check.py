@@ -24,6 +24,7 @@ from gai_meta.errors import GaiMetaError, UsageError
 from gai_meta.fingerprint import (
     Drift,
     diff_fingerprints,
+    fingerprint,
     read_baseline,
     render_drift,
     write_baseline,
@@ -164,8 +165,6 @@ def check_model(spec: ModelSpec, *, update: bool = False, use_cache: bool = True
     else:
         baseline = read_baseline(spec.baseline)
     intro = _introspect(spec)
-    from gai_meta.fingerprint import fingerprint
-
     fp = fingerprint(intro)
     drift = diff_fingerprints(baseline, fp) if baseline is not None else None
     written = False
@@ -209,8 +208,6 @@ def _model_files(intro: Introspection, spec: ModelSpec) -> list[Path]:
 def lock_model(spec: ModelSpec) -> ModelOutcome:
     """Record the model's fingerprint as its baseline (budgets are judged by ``check`` only)."""
     intro = _introspect(spec)
-    from gai_meta.fingerprint import fingerprint
-
     fp = fingerprint(intro)
     try:
         old: dict[str, Any] | None = read_baseline(spec.baseline)

@@ -153,6 +153,22 @@ def test_max_flops_through_the_estimates_module(
     assert run("check", tiny_config, "--max-flops", "5000").exit_code == 0
 
 
+def test_max_flops_with_the_real_estimates(tiny_config: Path) -> None:
+    pytest.importorskip("gai_meta.estimates")
+    _lock(tiny_config)
+    # Convolution FLOPs 2*Cout*Hout*Wout*Cin*k*k at 1x3x64x64 (BN/SiLU/bias are not counted):
+    # stage 1 (32x32): 2*8*1024*3*9 + 2*8*1024*8 + 2*8*1024*8*9 = 1,753,088
+    # stage 2 (16x16): 2*16*256*8*9 + 2*16*256*16 + 2*16*256*16*9 = 1,900,544
+    # head on stage 1: 2*16*1024*8*9 + 2*16*1024*16*9 + 2*16*1024*16 = 7,602,176
+    # head on stage 2: 2*16*256*16*9 * 2 + 2*16*256*16 = 2,490,368  -> 13,746,176 in all
+    result = run("check", tiny_config, "--max-flops", "13746175")
+    assert result.exit_code == 1
+    assert result.stdout == (
+        "tiny: budget max_flops broken: limit 13,746,175, value 13,746,176 (1 over)\n"
+    )
+    assert run("check", tiny_config, "--max-flops", "13746176").exit_code == 0
+
+
 def test_max_flops_needs_an_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import sys
     import types
