@@ -1,10 +1,10 @@
 """The cache of passing checks: answer an unchanged check without importing torch.
 
 An entry is stored only after a check passed. It is keyed by the request (the resolved
-:class:`~gai_meta.project.ModelSpec`, gai-meta's version, the Python interpreter, the folder and
-``PYTHONPATH``) and lists every file the result depended on with its size, mtime and sha256: the
-source, config, ``pyproject.toml``, the baseline, the files defining the model's classes (their
-whole MRO) and gai-meta's own code. A lookup is a hit only when the entry parses, has this format
+:class:`~gai_meta.project.ModelSpec`, which holds every value ``[tool.gai-meta]`` sets for the
+model; gai-meta's version, the Python interpreter, the folder and ``PYTHONPATH``) and lists every
+file the result depended on with its size, mtime and sha256: the source, the config, the
+baseline, the files defining the model's classes (their whole MRO) and gai-meta's own code. A lookup is a hit only when the entry parses, has this format
 version, this gai-meta version and this key, and every listed file still has its recorded
 content. Anything else (missing, corrupt, foreign, changed) is a miss, never an error.
 
@@ -12,7 +12,7 @@ Files up to 4 MiB are always hashed (a few milliseconds); larger ones (checkpoin
 by size and mtime when their mtime was already old when recorded, and hashed otherwise.
 
 Location: ``$GAI_META_CACHE_DIR``, else ``$XDG_CACHE_HOME/gai-meta``, else ``~/.cache/gai-meta``.
-Imports no torch; :func:`module_class_files` only walks classes it is given.
+Imports no torch; :func:`class_files` only walks classes it is given.
 """
 
 from __future__ import annotations
