@@ -346,6 +346,17 @@ def _inputs(inputs: Any) -> str:
     return json.dumps(inputs)
 
 
+def _input_hint(locked: Any) -> str | None:
+    shape = locked[0].get("shape") if isinstance(locked, list) and len(locked) == 1 else None
+    if not isinstance(shape, list) or not isinstance(locked[0], dict) or locked[0].get("name"):
+        return None
+    spec = ",".join(str(d) for d in shape)
+    return (
+        f"(output shapes follow the inputs; to check at the locked inputs pass --input-shape "
+        f"{spec} or set input_shape = [{', '.join(str(d) for d in shape)}] in [tool.gai-meta])"
+    )
+
+
 def _signed(n: int) -> str:
     return f"+{n:,}" if n > 0 else f"{n:,}"
 
@@ -379,6 +390,9 @@ def render_drift(drift: Drift, *, indent: str = "  ", limit: int = 25) -> list[s
             lines.append(f"{key}: {before} -> {after}")
     if drift.inputs:
         lines.append(f"inputs: {_inputs(drift.inputs[0])} -> {_inputs(drift.inputs[1])}")
+        hint = _input_hint(drift.inputs[0])
+        if hint:
+            lines.append(hint)
     if drift.output_shapes:
         old, new = drift.output_shapes
         lines.append(f"output shapes: {_shapes(old)} -> {_shapes(new)}")
@@ -392,14 +406,14 @@ def render_drift(drift: Drift, *, indent: str = "  ", limit: int = 25) -> list[s
         lines += [
             indent + s for s in _capped([f"{n or '(root)'} ({t})" for n, t in drift.removed], limit)
         ]
-    if drift.changed:
-        lines.append(f"layers changed ({len(drift.changed)}):")
-        lines += [
-            indent + s
-            for s in _capped(
-                [f"{c.name or '(root)'} ({c.type}): {'; '.join(c.changes)}" for c in drift.changed],
-                limit,
-            )
-        ]
+    # Structural changes first; layers whose only change is their output shapes (everything
+    # downstream of a change, or every layer when the inputs changed) are listed apart.
+    structural = [c for c in drift.changed if not all(x.startswith("outputs ") for x in c.changes)]
+    outputs_only = [c for c in drift.changed if c not in structural]
+    for title, group in (("layers changed", structural), ("layer outputs changed", outputs_only)):
+        if group:
+            lines.append(f"{title} ({len(group)}):")
+            rows = [f"{c.name or '(root)'} ({c.type}): {'; '.join(c.changes)}" for c in group]
+            lines += [indent + row for row in _capped(rows, limit)]
     lines += list(drift.other)
     return lines

@@ -256,6 +256,8 @@ def test_drift_type_dtype_inputs_and_order() -> None:
     lines = render_drift(diff_fingerprints(old, new))
     assert lines == [
         "inputs: input [1, 4] float32 -> input [2, 4] float32",
+        "(output shapes follow the inputs; to check at the locked inputs pass --input-shape 1,4 "
+        "or set input_shape = [1, 4] in [tool.gai-meta])",
         "layers changed (1):",
         "  fc (LazyLinear): type Linear -> LazyLinear; parameter weight removed ([4, 4]); "
         "parameter bias dtype float32 -> bfloat16",
@@ -264,6 +266,20 @@ def test_drift_type_dtype_inputs_and_order() -> None:
     swapped["layers"].reverse()
     drift = diff_fingerprints(old, swapped)
     assert drift.has_drift and drift.other == ("layer order changed",)
+
+
+def test_layers_whose_only_change_is_their_outputs_are_listed_apart() -> None:
+    old = _small_doc()
+    new = copy.deepcopy(old)
+    new["layers"][0]["outputs"] = [[[1, 5]]]
+    new["layers"][1]["outputs"] = [[[1, 5]]]
+    new["layers"][1]["parameters"]["bias"]["trainable"] = False
+    assert render_drift(diff_fingerprints(old, new)) == [
+        "layers changed (1):",
+        "  fc (Linear): parameter bias trainable True -> False; outputs [[1, 4]] -> [[1, 5]]",
+        "layer outputs changed (1):",
+        "  (root) (Net): outputs [[1, 4]] -> [[1, 5]]",
+    ]
 
 
 def test_long_lists_are_capped() -> None:
