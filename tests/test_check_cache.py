@@ -284,3 +284,16 @@ def test_fast_path_leaves_config_errors_to_typer(
     _checked(tmp_path, tiny_config)
     (tmp_path / "pyproject.toml").write_text("[tool.gai-meta]\nmax_parameters = 0\n")
     assert _fast(["check", str(tiny_config)], capsys) == (None, "")
+
+
+@pytest.mark.parametrize("command", ["check", "lock"])
+def test_help_of_the_commands_imports_no_torch(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gai_meta", command, "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "--baseline" in done.stdout
+    modules = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "gai_meta.cli.check" in modules
+    assert not {m for m in modules if m.split(".")[0] in {"torch", "numpy", "torchinfo"}}
