@@ -178,3 +178,11 @@ def test_llama_7b_cli_on_meta_is_fast_and_small(tmp_path: Path) -> None:
     s = load(tmp_path / "metadata" / "model_summary.json")
     assert s["total_parameters"] == 6_738_415_616
     assert s["output_shapes"][0] == [1, 16, 32000]
+
+
+def test_gpt2_against_torchinfo_which_counts_the_tie_twice() -> None:
+    torchinfo = pytest.importorskip("torchinfo")
+    ids = torch.zeros(1, 8, dtype=torch.long)
+    stats = torchinfo.summary(zoo.gpt2(), input_data={"input_ids": ids}, verbose=0)
+    # torchinfo adds lm_head.weight (= wte.weight, 1000*64) a second time
+    assert stats.total_params == GPT2_PARAMS + 1000 * 64 == 236_288
