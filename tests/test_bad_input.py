@@ -287,3 +287,13 @@ def test_unknown_device_and_missing_cuda(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         result = run("summarize", "tests.zoo:net", "--device", "cuda", "--out", tmp_path)
         assert result.exit_code == 2 and "CUDA is not available" in result.stderr
+
+
+def test_factory_with_config_and_bad_target_type(tmp_path: Path) -> None:
+    result = run("summarize", "tests.zoo:net", "--config", "tests.zoo:net", "--out", tmp_path)
+    assert result.exit_code == 2 and "is a factory; --config is for checkpoints" in result.stderr
+    (tmp_path / "t.yaml").write_text("model: {_target_: 12}\n")
+    result = run("summarize", tmp_path / "t.yaml", "--out", tmp_path)
+    assert result.exit_code == 2
+    assert "t.yaml" in result.stderr and "model._target_ is int" in result.stderr
+    assert not (tmp_path / "metadata").exists()
