@@ -186,3 +186,20 @@ def test_gpt2_against_torchinfo_which_counts_the_tie_twice() -> None:
     stats = torchinfo.summary(zoo.gpt2(), input_data={"input_ids": ids}, verbose=0)
     # torchinfo adds lm_head.weight (= wte.weight, 1000*64) a second time
     assert stats.total_params == GPT2_PARAMS + 1000 * 64 == 236_288
+
+
+def test_forward_failure_inside_a_transformer_names_keyword_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers.models.gpt2 import modeling_gpt2
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(modeling_gpt2.GPT2Attention, "forward", broken)
+    result = run("summarize", "tests.zoo:gpt2", "--input", "input_ids=1,4:int64", "-o", tmp_path)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    # the attention module gets hidden_states [1, 4, 64] (after ln_1), by keyword or position
+    assert "'transformer.h.0.attn' (GPT2Attention)" in line and "[1, 4, 64]" in line, line
+    assert "RuntimeError: boom" in line and "\n" not in line
