@@ -25,6 +25,7 @@ __all__ = [
     "account",
     "group",
     "mb",
+    "retype",
 ]
 
 
@@ -164,6 +165,25 @@ def account(model: nn.Module) -> Account:
         )
     return Account(
         params=tuple(params.values()), buffers=tuple(buffers.values()), module_types=types
+    )
+
+
+def retype(acc: Account, types: dict[str, str]) -> Account:
+    """``acc`` with module class names taken from ``types`` (name -> class) where it has one.
+
+    TorchScript and exported modules are instances of generated classes; their original class
+    names are kept apart (``original_name``, the graph's module stack).
+    """
+    return Account(
+        params=tuple(
+            dataclasses.replace(p, module_type=types.get(p.module, p.module_type))
+            for p in acc.params
+        ),
+        buffers=tuple(
+            dataclasses.replace(b, module_type=types.get(b.module, b.module_type))
+            for b in acc.buffers
+        ),
+        module_types={name: types.get(name, t) for name, t in acc.module_types.items()},
     )
 
 

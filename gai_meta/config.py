@@ -303,9 +303,7 @@ def _data(config: LoadedConfig | Mapping[str, Any]) -> tuple[Mapping[str, Any], 
     return config, None
 
 
-def resolve_artifact_dir(
-    config: LoadedConfig | Mapping[str, Any], *, _path: Path | None = None
-) -> Path:
+def resolve_artifact_dir(config: LoadedConfig | Mapping[str, Any]) -> Path:
     """Where training writes its artifacts, as the training loop decides it.
 
     ``experiment.artifact_dir`` when given, else ``./experiments/{safe}`` (relative to the current
@@ -314,8 +312,10 @@ def resolve_artifact_dir(
     Example: name ``"GAI_YOLO Run"`` -> ``Path("experiments/gai-yolo-run")``.
     """
     data, path = _data(config)
-    path = path or _path
-    exp = _section(data, "experiment", path=path)
+    return _artifact_dir(_section(data, "experiment", path=path), path=path)
+
+
+def _artifact_dir(exp: Mapping[str, Any], *, path: Path | None) -> Path:
     given = exp.get("artifact_dir")
     if given is not None:
         if not isinstance(given, str) or not given.strip():
@@ -383,7 +383,7 @@ def resolve_trainer_config(config: LoadedConfig | Mapping[str, Any]) -> dict[str
         "scheduler": _optional_text(exp, "scheduler", path=path),
         "scheduler_params": _mapping(exp, "scheduler_params", path=path),
         "assigner_params": _mapping(exp, "assigner", path=path),
-        "artifact_dir": str(resolve_artifact_dir(data, _path=path)),
+        "artifact_dir": str(_artifact_dir(exp, path=path)),
         "enable_tensorboard": enabled,
         "tensorboard_log_interval": _int(
             tensorboard,

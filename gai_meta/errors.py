@@ -9,6 +9,7 @@ from __future__ import annotations
 from os import PathLike
 
 __all__ = [
+    "BaselineError",
     "CheckFailed",
     "CheckpointError",
     "ConfigError",
@@ -74,3 +75,7 @@ class CheckFailed(GaiMetaError):
     """An architecture check found drift or a broken budget (exit 1)."""
 
     exit_code = 1
+
+
+class BaselineError(GaiMetaError):
+    """An architecture baseline (``architecture.lock.json``) that is missing, corrupt or too new."""

@@ -91,8 +91,8 @@ def _config_amp(intro: Introspection) -> bool | None:
 def resolve_settings(intro: Introspection, options: EstimateOptions) -> EstimateSettings | None:
     """Settings for ``intro`` (None when no batch size can be known: no input, no option)."""
     batch = options.batch_size or _config_batch_size(intro)
-    if batch is None and intro.input_shape:
-        batch = intro.input_shape[0]
+    if batch is None and intro.inputs:
+        batch = next((s.shape[0] for s in intro.inputs if s.shape), None)
     if batch is None:
         return None
     optimizer = options.optimizer
@@ -109,26 +109,29 @@ def resolve_settings(intro: Introspection, options: EstimateOptions) -> Estimate
     )
 
 
-def _example_input(intro: Introspection) -> Any:
-    import torch
+def _example_inputs(intro: Introspection) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The summary's dummy inputs (``--input``/``--input-shape``/config), on the model's device."""
+    from gai_meta.inputs import make_inputs
+    from gai_meta.summary import _input_dtype, _model_device
 
-    from gai_meta.summary import _input_dtype
+    assert intro.inputs is not None
+    device = _model_device(intro.model, intro.device)
+    return make_inputs(intro.inputs, device, _input_dtype(intro.model))
 
-    assert intro.input_shape is not None
-    device = intro.device if intro.device in ("cpu", "meta") else "meta"
-    model = intro.model
-    if device == "meta" and any(not t.is_meta for t in model.parameters()):
-        device = next(model.parameters()).device.type
-    return torch.zeros(intro.input_shape, dtype=_input_dtype(model), device=device)
+
+def _can_run(intro: Introspection) -> bool:
+    return bool(intro.inputs) and intro.loaded.runnable
 
 
 def _memory(intro: Introspection, settings: EstimateSettings, batch: int) -> MemoryEstimate:
     from gai_meta.estimates import estimate_memory
     from gai_meta.options import resolve_dtype
 
+    args, kwargs = _example_inputs(intro)
     return estimate_memory(
         intro.model,
-        (_example_input(intro),),
+        args,
+        kwargs,
         batch_size=batch,
         optimizer=settings.optimizer,
         dtype=resolve_dtype(settings.dtype),
@@ -143,14 +146,14 @@ def run_estimates(intro: Introspection, options: EstimateOptions) -> Estimates:
     ``None`` and a note, never a failed summary; bad options and config values still raise.
     """
     settings = resolve_settings(intro, options)
-    if intro.input_shape is None or intro.probe is None:
+    if not _can_run(intro) or intro.probe is None:
         return Estimates(settings, None, None, [])
     from gai_meta.estimates import count_compute
 
     notes: list[str] = []
     compute = memory = None
     try:
-        compute = count_compute(intro.model, (_example_input(intro),))
+        compute = count_compute(intro.model, *_example_inputs(intro))
     except ForwardError as err:
         notes.append(f"FLOPs not counted: {err.message}")
     if settings is not None:
@@ -179,9 +182,11 @@ def fit_batch_size(
 
     settings = resolve_settings(intro, dataclasses.replace(options, batch_size=1))
     assert settings is not None
+    args, kwargs = _example_inputs(intro)
     return largest_batch_size(
         intro.model,
-        (_example_input(intro),),
+        args,
+        kwargs,
         max_memory_bytes=max_memory_bytes,
         optimizer=settings.optimizer,
         dtype=resolve_dtype(settings.dtype),

@@ -150,7 +150,11 @@ class _CallRecorder:
     def __enter__(self) -> _CallRecorder:
         try:
             for name, module in self._names.values():
-                self._handles.append(module.register_forward_pre_hook(self._pre(name)))
+                try:
+                    pre = module.register_forward_pre_hook(self._pre(name), with_kwargs=True)
+                except (RuntimeError, NotImplementedError):
+                    continue  # ScriptModules take no hooks: their calls go unrecorded
+                self._handles.append(pre)
                 self._handles.append(module.register_forward_hook(self._post()))
         except BaseException:
             self._remove()
@@ -167,7 +171,7 @@ class _CallRecorder:
         self._names.clear()
 
     def _pre(self, name: str) -> Any:
-        def hook(module: nn.Module, args: Any) -> None:
+        def hook(module: nn.Module, args: Any, kwargs: Any) -> None:
             record = {
                 "index": len(self.calls),
                 "name": name,
@@ -176,7 +180,8 @@ class _CallRecorder:
                 "output_shapes": None,
             }
             self.calls.append(record)
-            self.stack.append((record, _shapes(args)))
+            # Keyword tensors count too: transformer blocks get hidden_states=... by name.
+            self.stack.append((record, _shapes((args, kwargs))))
 
         return hook
 

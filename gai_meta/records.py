@@ -13,6 +13,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "BufferEntry",
     "GroupEntry",
+    "InputEntry",
     "LayerCallEntry",
     "LayerDetail",
     "ModelBundleMetadata",
@@ -67,6 +68,15 @@ class LayerCallEntry:
 
 
 @dataclasses.dataclass(frozen=True)
+class InputEntry:
+    """One dummy input of the forward pass: positional when ``name`` is null."""
+
+    name: str | None
+    shape: list[int]
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelBundleMetadata:
     model_name: str | None
     backbone: str | None
@@ -105,6 +115,7 @@ class ModelSummary:
     probe_device: str | None
     source: dict[str, Any]
     notes: list[str]
+    inputs: list[InputEntry] | None = None
     compute: dict[str, Any] | None = None
     memory_estimate: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION

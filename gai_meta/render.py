@@ -66,7 +66,12 @@ def summary_view(
         f"Non-trainable parameters: {_n(summary['non_trainable_parameters'])}",
         f"Parameter size:           {summary['parameter_size_mb']:.2f} MB",
         f"Buffers:                  {_n(summary['total_buffers'])} ({summary['buffer_size_mb']:.2f} MB)",
-        f"Input shape:              {summary['input_shape']}",
+        f"Input shape:              {summary['input_shape']}"
+        if summary.get("input_shape") or not summary.get("inputs")
+        else "Inputs:                   "
+        + ", ".join(
+            f"{i['name'] or 'arg'}={list(i['shape'])}:{i['dtype']}" for i in summary["inputs"]
+        ),
         f"Output shapes:            {summary['output_shapes']}",
     ]
     lines += [f"Note: {note}" for note in summary.get("notes", [])]

@@ -8,15 +8,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gai_meta.accounting import Account, account, group, mb
+from gai_meta.accounting import Account, account, group, mb, retype
 from gai_meta.errors import ForwardError, UsageError
+from gai_meta.inputs import InputSpec
 from gai_meta.records import (
     BufferEntry,
     GroupEntry,
+    InputEntry,
     LayerCallEntry,
     LayerDetail,
     ModelBundleMetadata,
@@ -65,6 +67,7 @@ class Introspection:
     input_shape: tuple[int, ...] | None
     device: str
     notes: list[str]
+    inputs: tuple[InputSpec, ...] | None = None
 
 
 def _input_dtype(model: nn.Module) -> Any:
@@ -76,13 +79,39 @@ def _input_dtype(model: nn.Module) -> Any:
     return torch.float32
 
 
-def _run_probe(model: nn.Module, shape: tuple[int, ...], device: str) -> ProbeResult:
-    import torch
-
+def _run_probe(model: nn.Module, specs: Sequence[InputSpec], device: str) -> ProbeResult:
+    from gai_meta.inputs import make_inputs
     from gai_meta.probe import probe
 
-    x = torch.zeros(shape, dtype=_input_dtype(model), device=device)
-    return probe(model, (x,))
+    args, kwargs = make_inputs(specs, _model_device(model, device), _input_dtype(model))
+    return probe(model, args, kwargs)
+
+
+def _model_device(model: nn.Module, requested: str) -> str:
+    """Where the model's tensors are (formats that cannot go to meta stay on the cpu)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        return str(t.device)
+    return requested
+
+
+NO_INPUT_NOTE = (
+    "no input is known for this model, so output_shapes is null; pass --input-shape D0,D1,... "
+    "(one float tensor) or --input NAME=D0,D1,...[:DTYPE] (e.g. --input input_ids=1,16:int64)"
+)
+
+
+def _specs(
+    inputs: Sequence[InputSpec] | None, input_shape: tuple[int, ...] | None, loaded: LoadedModel
+) -> tuple[InputSpec, ...] | None:
+    if inputs:
+        return tuple(inputs)
+    if input_shape is not None:
+        return (InputSpec(None, tuple(input_shape)),)
+    if loaded.inputs:
+        return loaded.inputs
+    if loaded.input_shape is not None:
+        return (InputSpec(None, loaded.input_shape),)
+    return None
 
 
 AUTO_CPU_MAX_BYTES = 256 * 2**20
@@ -91,6 +120,16 @@ AUTO_CPU_MAX_BYTES = 256 * 2**20
 def _tensor_bytes(model: nn.Module) -> int:
     tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def _free_memory() -> int | None:
+    """Available physical memory in bytes, where the platform says."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _meta_specific(err: BaseException) -> bool:
@@ -116,51 +155,69 @@ def introspect(
     input_shape: tuple[int, ...] | None = None,
     device: str = "auto",
     run_forward: bool = True,
+    inputs: Sequence[InputSpec] | None = None,
 ) -> Introspection:
     """Build the model, run the dummy forward (when an input is known) and account for it.
 
-    ``device="auto"`` runs small models (weights up to 256 MiB) on the CPU and larger ones on the
-    meta device (no weights allocated, exact shapes), falling back to the CPU only when the model
-    does something the meta device cannot (data-dependent ops). The device never changes a count.
+    ``inputs`` (``--input``) or ``input_shape`` (``--input-shape``) override the inputs the
+    source knows. ``device="auto"`` runs small models (weights up to 256 MiB) on the CPU and
+    larger ones on the meta device (no weights allocated, exact shapes), falling back to the CPU
+    only when the model does something the meta device cannot (data-dependent ops). The device
+    never changes a count.
     """
     _check_device(device)
-    shape = input_shape or loaded.input_shape
+    specs = _specs(inputs, input_shape, loaded)
+    shape = specs[0].shape if specs and len(specs) == 1 else None
     notes = list(loaded.notes)
+    explicit = bool(inputs) or input_shape is not None
+    if not loaded.runnable or (loaded.static_probe is not None and not explicit):
+        # Nothing to run: counts only (a bare state dict), or shapes the format kept (.pt2).
+        run_forward = False
     first = device
     model = loaded.build("meta" if device == "auto" else device)
     if device == "auto":
         first = "meta"
         # The meta device allocates nothing but its first use imports ~2 s of torch internals;
         # a real forward is cheaper for small models.
-        if run_forward and shape is not None and _tensor_bytes(model) <= AUTO_CPU_MAX_BYTES:
+        if run_forward and specs is not None and _tensor_bytes(model) <= AUTO_CPU_MAX_BYTES:
             first = "cpu"
             model = loaded.build("cpu")
-    result = None
+    result = loaded.static_probe if loaded.runnable and not explicit else None
     used = first
     if not run_forward:
         pass
-    elif shape is not None:
+    elif specs is not None:
+        used = _model_device(model, first)
         try:
-            result = _run_probe(model, shape, first)
+            result = _run_probe(model, specs, first)
         except ForwardError as err:
             if device != "auto" or first != "meta" or not _meta_specific(err):
                 raise
+            need, free = _tensor_bytes(model), _free_memory()
+            if free is not None and need > free // 2:
+                raise ForwardError(
+                    f"{err.message}; the meta device cannot run this model and its weights "
+                    f"({need / 2**30:.1f} GiB) are too big for a cpu fallback ({free / 2**30:.1f} "
+                    "GiB free); pass --device cpu to force it, or drop --input for counts only"
+                ) from err
             notes.append(f"the meta device could not run this model ({err.message}); ran on cpu")
             used = "cpu"
             model = loaded.build("cpu")
-            result = _run_probe(model, shape, "cpu")
-    else:
-        notes.append(
-            "no input shape is known for this model; pass --input-shape to get output shapes"
-        )
+            result = _run_probe(model, specs, "cpu")
+    elif loaded.runnable:
+        notes.append(NO_INPUT_NOTE)
+    acc = account(model)
+    if loaded.module_types:
+        acc = retype(acc, loaded.module_types)
     return Introspection(
         loaded=loaded,
         model=model,
-        account=account(model),
+        account=acc,
         probe=result,
         input_shape=shape,
-        device=used,
+        device=result.device if result is loaded.static_probe and result else used,
         notes=notes,
+        inputs=specs,
     )
 
 
@@ -266,8 +323,9 @@ def build_summary(intro: Introspection, est: Estimates | None = None) -> ModelSu
     acc = intro.account
     backbone = getattr(intro.model, "backbone", None)
     settings = _settings(intro)
+    float_dtype = str(_input_dtype(intro.model)).removeprefix("torch.")
     return ModelSummary(
-        model_architecture=type(intro.model).__name__,
+        model_architecture=intro.loaded.architecture or type(intro.model).__name__,
         backbone_type=type(backbone).__name__ if backbone is not None else None,
         total_parameters=acc.total,
         trainable_parameters=acc.trainable,
@@ -291,6 +349,9 @@ def build_summary(intro: Introspection, est: Estimates | None = None) -> ModelSu
         probe_device=intro.device if intro.probe else None,
         source=_source(intro),
         notes=intro.notes + (est.notes if est is not None else []),
+        inputs=[InputEntry(**s.to_json(float_dtype)) for s in intro.inputs]
+        if intro.inputs
+        else None,
         compute=est.compute.to_json() if est is not None and est.compute is not None else None,
         memory_estimate=(
             est.memory.to_json() if est is not None and est.memory is not None else None
@@ -352,11 +413,9 @@ def build_parameters(acc: Account) -> ModelParameters:
     )
 
 
-def metadata_documents(
-    intro: Introspection, est: Estimates | None = None
-) -> dict[str, dict[str, Any]]:
+def metadata_documents(intro: Introspection, est: Estimates | None = None) -> dict[str, Any]:
     """File name -> JSON document for every metadata file this introspection yields."""
-    docs = {
+    docs: dict[str, Any] = {
         SUMMARY_FILE: to_json(build_summary(intro, est)),
         PARAMETERS_FILE: to_json(build_parameters(intro.account)),
     }
@@ -367,6 +426,13 @@ def metadata_documents(
         ck = intro.loaded.checkpoint
         docs[EXPERIMENT_FILE] = experiment_config_document(cfg, checkpoint=ck.path if ck else None)
         docs[DATALOADER_FILE] = dataloader_snapshot(cfg)
+    if intro.loaded.experiment_dir is not None:
+        from gai_meta.history import HISTORY_FILE, experiment_history
+
+        history, notes = experiment_history(intro.loaded.experiment_dir)
+        if history is not None:
+            docs[HISTORY_FILE] = history
+        docs[SUMMARY_FILE]["notes"].extend(notes)
     return docs
 
 
@@ -393,7 +459,7 @@ class SummarizeResult:
     """What ``summarize`` did: the introspection, the documents and where they were written."""
 
     introspection: Introspection
-    documents: dict[str, dict[str, Any]]
+    documents: dict[str, Any]
     out_dir: Path
     written: dict[str, Path]
 
@@ -406,16 +472,18 @@ def load_and_introspect(
     device: str = "auto",
     trust_checkpoint: bool = False,
     run_forward: bool = True,
+    inputs: Sequence[InputSpec] | None = None,
 ) -> Introspection:
     """Load ``source`` (path or factory) and introspect it; see :func:`introspect`."""
     from gai_meta.sources import LoadOptions, load_source
 
-    options = LoadOptions(config=Path(config) if config else None, trust=trust_checkpoint)
+    options = LoadOptions(config=config or None, trust=trust_checkpoint)
     return introspect(
         load_source(source, options),
         input_shape=input_shape,
         device=device,
         run_forward=run_forward,
+        inputs=inputs,
     )
 
 
@@ -428,6 +496,7 @@ def summarize(
     device: str = "auto",
     trust_checkpoint: bool = False,
     write: bool = True,
+    inputs: Sequence[InputSpec] | None = None,
     estimates: EstimateOptions | None = None,
 ) -> SummarizeResult:
     """Introspect ``source`` and write its metadata files into ``out/metadata/``.
@@ -448,6 +517,7 @@ def summarize(
         input_shape=input_shape,
         device=device,
         trust_checkpoint=trust_checkpoint,
+        inputs=inputs,
     )
     est = run_estimates(intro, estimates or EstimateOptions())
     documents = metadata_documents(intro, est)

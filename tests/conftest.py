@@ -51,7 +51,8 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     )
     monkeypatch.setenv("COLUMNS", "200")
-    os.environ.pop("GAI_META_CACHE_DIR", None)
+    # Check results are cached per test, never in the user's cache folder.
+    monkeypatch.setenv("GAI_META_CACHE_DIR", str(tmp_path / ".gai-meta-cache"))
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +86,11 @@ def _directory(tmp: Path) -> Path:
     return tmp / "adir"
 
 
+def _directory_named_like_weights(tmp: Path) -> Path:
+    (tmp / "w.safetensors").mkdir()
+    return tmp / "w.safetensors"
+
+
 def _no_weights(tmp: Path) -> Path:
     torch.save({"epoch": 1, "train_loss": 0.5}, tmp / "noweights.pt")
     return tmp / "noweights.pt"
@@ -106,6 +112,27 @@ ALIAS_BOMB = (
     + "model: {num_classes: 1}\n"
 )
 
+
+def _safetensors(
+    header: bytes | None = None, *, length: int | None = None, data: bytes = b""
+) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        head = header if header is not None else b"{}"
+        n = len(head) if length is None else length
+        (tmp / "w.safetensors").write_bytes(struct.pack("<Q", n) + head + data)
+        return tmp / "w.safetensors"
+
+    return make
+
+
+def _st_header(entries: dict[str, object]) -> bytes:
+    import json
+
+    return json.dumps(entries).encode()
+
+
+_F32x2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing": (_missing, "no such file"),
     "empty": (_empty, "empty"),
@@ -125,6 +152,38 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "num_classes negative": (_yaml("model: {num_classes: -3}\n"), "num_classes"),
     "unknown backbone": (_yaml("model: {num_classes: 2, backbone: resnet9000}\n"), "backbone"),
     "depth zero": (_yaml("model: {num_classes: 2, backbone_params: {depth: 0}}\n"), "depth"),
+    "safetensors length beyond file": (
+        _safetensors(b'{"a": 1}', length=10_000),
+        "header length 10000 goes beyond the file",
+    ),
+    "safetensors invalid json": (_safetensors(b'{"a": [1, 2'), "not valid JSON"),
+    "safetensors without tensors": (_safetensors(b"{}", data=bytes(8)), "holds no tensors"),
+    "safetensors overlapping offsets": (
+        _safetensors(
+            _st_header({"a": _F32x2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}),
+            data=bytes(12),
+        ),
+        "'a' and 'b' overlap",
+    ),
+    "safetensors offsets outside data": (
+        _safetensors(
+            _st_header({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}), data=bytes(4)
+        ),
+        "outside the 4 data bytes",
+    ),
+    "safetensors dtype size": (
+        _safetensors(
+            _st_header({"a": {"dtype": "F64", "shape": [2], "data_offsets": [0, 8]}}), data=bytes(8)
+        ),
+        "needs 16",
+    ),
+    "safetensors unknown dtype": (
+        _safetensors(
+            _st_header({"a": {"dtype": "F7", "shape": [2], "data_offsets": [0, 8]}}), data=bytes(8)
+        ),
+        "unknown dtype 'F7'",
+    ),
+    "directory named like a checkpoint": (_directory_named_like_weights, "directory"),
 }
 
 
@@ -167,4 +226,74 @@ def test_forward_failure_names_module(seed_config: Path, tmp_path: Path) -> None
     result = run("summarize", seed_config, "--input-shape", "1,5,64,64", "--out", tmp_path)
     assert result.exit_code == 2
     assert "backbone.stages.0.0.block.0" in result.stderr and "[[1, 5, 64, 64]]" in result.stderr
+    assert not (tmp_path / "metadata").exists()
+
+
+FACTORY_CASES = {
+    "no such module": (
+        "no_such_pkg_xyz.models:make",
+        "cannot import module 'no_such_pkg_xyz.models'",
+    ),
+    "no such attribute": ("tests.zoo:missing", "has no attribute 'missing'"),
+    "not callable": ("tests.zoo:NOT_CALLABLE", "is an int, not callable"),
+    "returns no module": ("tests.zoo:not_a_module", "returned a dict, expected a torch.nn.Module"),
+    "raises": ("tests.zoo:raises", "raised ValueError: bad width 0"),
+    "import fails": ("broken_mod_xyz:make", "importing 'broken_mod_xyz' raised ZeroDivisionError"),
+}
+
+
+@pytest.mark.parametrize("case", list(FACTORY_CASES))
+@pytest.mark.parametrize("where", ["source", "yaml", "config"])
+def test_bad_factory_exit_2_one_line(case: str, where: str, tmp_path: Path) -> None:
+    (tmp_path / "broken_mod_xyz.py").write_text("x = 1 / 0\n")
+    spec, expected = FACTORY_CASES[case]
+    if where == "source":
+        args = [spec]
+    elif where == "yaml":
+        (tmp_path / "f.yaml").write_text(f"model: {{_target_: '{spec}'}}\n")
+        args = [tmp_path / "f.yaml"]
+    else:
+        torch.save({"w": torch.zeros(2)}, tmp_path / "sd.pt")
+        args = [tmp_path / "sd.pt", "--config", spec]
+    for command in ("summarize", "params"):
+        extra = ["--out", tmp_path / "out"] if command == "summarize" else []
+        result = run(command, *args, *extra)
+        assert result.exit_code == 2, (command, result.output)
+        err = result.stderr.strip()
+        assert "\n" not in err and err.startswith("gai-meta: error: "), err
+        assert expected in err and spec in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--input", "ids=1,two:int64"], "part 2 ('two')"),
+        (["--input", "ids=1,2:int65"], "dtype 'int65'"),
+        (["--input", "1,2", "--input-shape", "1,2"], "either --input-shape"),
+        (["--input-shape", "1,-3"], "part 2 (-3) must be at least 1"),
+    ],
+)
+def test_bad_input_spec_exit_2(args: list[str], expected: str, tmp_path: Path) -> None:
+    result = run("summarize", "tests.zoo:net", *args, "--out", tmp_path)
+    assert result.exit_code == 2
+    assert expected in result.stderr and "\n" not in result.stderr.strip()
+    assert not (tmp_path / "metadata").exists()
+
+
+def test_unknown_device_and_missing_cuda(tmp_path: Path) -> None:
+    result = run("summarize", "tests.zoo:net", "--device", "tpu", "--out", tmp_path)
+    assert result.exit_code == 2 and "--device 'tpu'" in result.stderr
+    if not torch.cuda.is_available():
+        result = run("summarize", "tests.zoo:net", "--device", "cuda", "--out", tmp_path)
+        assert result.exit_code == 2 and "CUDA is not available" in result.stderr
+
+
+def test_factory_with_config_and_bad_target_type(tmp_path: Path) -> None:
+    result = run("summarize", "tests.zoo:net", "--config", "tests.zoo:net", "--out", tmp_path)
+    assert result.exit_code == 2 and "is a factory; --config is for checkpoints" in result.stderr
+    (tmp_path / "t.yaml").write_text("model: {_target_: 12}\n")
+    result = run("summarize", tmp_path / "t.yaml", "--out", tmp_path)
+    assert result.exit_code == 2
+    assert "t.yaml" in result.stderr and "model._target_ is int" in result.stderr
     assert not (tmp_path / "metadata").exists()

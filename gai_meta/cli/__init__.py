@@ -95,6 +95,14 @@ def command(name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
 
 def main() -> None:
     """Console-script entry point."""
+    import sys
+
+    from gai_meta.cli._fastcheck import answer
+
+    # An unchanged `gai-meta check` is answered before Typer (and pydantic) load.
+    code = answer(sys.argv[1:])
+    if code is not None:
+        raise SystemExit(code)
     app(prog_name="gai-meta")
 
 

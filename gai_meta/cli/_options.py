@@ -16,7 +16,11 @@ Source = Annotated[
 ]
 ConfigOpt = Annotated[
     Optional[Path],  # noqa: UP045 - typer needs Optional at runtime on older Pythons
-    typer.Option("--config", "-c", help="YAML config that builds the model (weights must fit)."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config or package.module:factory that builds the model (weights must fit).",
+    ),
 ]
 InputShapeOpt = Annotated[
     Optional[str],  # noqa: UP045
@@ -25,11 +29,21 @@ InputShapeOpt = Annotated[
         help="Dummy input shape, e.g. 1,3,640,640 (default: from the config's model.input_size).",
     ),
 ]
+InputOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--input",
+        "-i",
+        help="Dummy input [NAME=]D0,D1,...[:DTYPE], repeatable: NAME= makes it a keyword "
+        "argument, e.g. input_ids=1,16:int64 (DTYPE default: the model's float dtype).",
+    ),
+]
 DeviceOpt = Annotated[
     str,
     typer.Option(
         "--device",
-        help="auto (meta device, cpu fallback), meta, cpu or cuda. Never changes a count.",
+        help="auto (cpu up to 256 MiB of weights, else meta), meta, cpu, cuda[:N]. "
+        "Never changes a count.",
     ),
 ]
 TrustOpt = Annotated[

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from gai_meta.cli import estimate, summarize  # noqa: F401
+from gai_meta.cli import check, compare, diff, estimate, history, schema, summarize  # noqa: F401

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from gai_meta.cli import command
-from gai_meta.cli._options import ConfigOpt, InputShapeOpt, Source, TrustOpt
+from gai_meta.cli._options import ConfigOpt, InputOpt, InputShapeOpt, Source, TrustOpt
 from gai_meta.errors import UsageError
 
 BatchSizeOpt = Annotated[
@@ -78,12 +78,15 @@ def estimate_cmd(
     dtype: DtypeOpt = None,
     amp: AmpOpt = None,
     input_shape: InputShapeOpt = None,
+    inputs: InputOpt = None,
     trust_checkpoint: TrustOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Estimated memory of one training step and one inference forward per batch size."""
+    from gai_meta.inputs import parse_inputs
     from gai_meta.options import parse_batch_sizes, parse_memory
 
+    specs = parse_inputs(input_shape, inputs or ())
     sizes = parse_batch_sizes(batch_size) if batch_size is not None else None
     limit = parse_memory(max_memory) if max_memory is not None else None
     options = estimate_options(None, optimizer, dtype, amp)
@@ -93,21 +96,20 @@ def estimate_cmd(
         fit_batch_size,
         resolve_settings,
     )
-    from gai_meta.sources import parse_input_shape
     from gai_meta.summary import load_and_introspect
 
     intro = load_and_introspect(
         source,
         config=config,
-        input_shape=parse_input_shape(input_shape) if input_shape else None,
+        inputs=specs,
         device="meta",
         trust_checkpoint=trust_checkpoint,
         run_forward=False,
     )
-    if intro.input_shape is None:
+    if not intro.inputs or not intro.loaded.runnable:
         raise UsageError(
-            f"{source}: no input shape is known for this model; pass --input-shape, "
-            "e.g. --input-shape 1,3,640,640"
+            f"{source}: no input is known for this model (or it cannot run); pass "
+            "--input-shape 1,3,640,640 or --input NAME=D0,D1,...[:DTYPE]"
         )
     if sizes is None:
         settings = resolve_settings(intro, options)

@@ -9,15 +9,16 @@ from typing import Annotated, Optional
 import typer
 
 from gai_meta.cli import command
-from gai_meta.cli._options import ConfigOpt, DeviceOpt, InputShapeOpt, Source, TrustOpt
+from gai_meta.cli._options import (
+    ConfigOpt,
+    DeviceOpt,
+    InputOpt,
+    InputShapeOpt,
+    Source,
+    TrustOpt,
+)
 from gai_meta.cli.estimate import AmpOpt, DtypeOpt, OptimizerOpt, estimate_options
 from gai_meta.errors import UsageError
-
-
-def _shape(spec: str | None) -> tuple[int, ...] | None:
-    from gai_meta.sources import parse_input_shape
-
-    return parse_input_shape(spec) if spec else None
 
 
 @command("summarize")
@@ -29,6 +30,7 @@ def summarize_cmd(
         typer.Option("--out", "-o", help="Experiment folder; files go to OUT/metadata/."),
     ] = None,
     input_shape: InputShapeOpt = None,
+    inputs: InputOpt = None,
     device: DeviceOpt = "auto",
     trust_checkpoint: TrustOpt = False,
     depth: Annotated[
@@ -52,6 +54,7 @@ def summarize_cmd(
     amp: AmpOpt = None,
 ) -> None:
     """Write the metadata files of a model and print a readable summary."""
+    from gai_meta.inputs import parse_inputs
     from gai_meta.summary import summarize
 
     estimates = estimate_options(batch_size, optimizer, dtype, amp)
@@ -60,7 +63,7 @@ def summarize_cmd(
         source,
         config=config,
         out=out,
-        input_shape=_shape(input_shape),
+        inputs=parse_inputs(input_shape, inputs or ()),
         device=device,
         trust_checkpoint=trust_checkpoint,
         estimates=estimates,

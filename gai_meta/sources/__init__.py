@@ -16,13 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gai_meta.errors import CheckpointError, SourceError, UsageError
+from gai_meta.errors import CheckpointError, SourceError
+from gai_meta.inputs import InputSpec, parse_input_shape
 
 if TYPE_CHECKING:
     from torch import nn
 
     from gai_meta.config import LoadedConfig
     from gai_meta.models import GaiYoloConfig
+    from gai_meta.probe import ProbeResult
 
 __all__ = [
     "FORMATS",
@@ -31,7 +33,9 @@ __all__ = [
     "LoadedModel",
     "SourceFormat",
     "load_source",
+    "parse_input_shape",
     "read_head",
+    "register_format",
 ]
 
 HEAD_BYTES = 4096
@@ -41,7 +45,7 @@ HEAD_BYTES = 4096
 class LoadOptions:
     """How to load a source: the options of ``summarize``/``params`` that concern loading."""
 
-    config: Path | None = None
+    config: Path | str | None = None  # a YAML config or a package.module:factory spec
     trust: bool = False
 
 
@@ -64,6 +68,11 @@ class LoadedModel:
 
     ``build(device)`` returns the module on ``device``; ``"meta"`` allocates no weights. It may be
     called more than once (the probe falls back from meta to cpu for data-dependent models).
+    ``inputs`` are the dummy inputs the source itself knows (a config's input size, the example
+    inputs stored in a ``.pt2``); ``runnable=False`` marks a module that has no forward (a state
+    dict gai-meta cannot build: counts only); ``static_probe`` holds per-layer shapes a format
+    keeps (``.pt2`` graphs), used when no input is given; ``module_types`` overrides class names
+    (TorchScript and exported modules keep the original names apart from their own classes).
     """
 
     source: str
@@ -75,6 +84,11 @@ class LoadedModel:
     checkpoint: CheckpointInfo | None = None
     experiment_dir: Path | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    inputs: tuple[InputSpec, ...] | None = None
+    architecture: str | None = None
+    runnable: bool = True
+    static_probe: ProbeResult | None = None
+    module_types: dict[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +135,10 @@ def load_source(source: str | os.PathLike[str], options: LoadOptions | None = No
         model = loaded.build("meta")
     """
     options = options or LoadOptions()
+    from gai_meta.sources import factory
+
+    if factory.is_factory_spec(source):
+        return factory.load_factory_source(str(source), options)
     path = Path(source)
     head = read_head(path)
     for fmt in _formats():
@@ -128,14 +146,14 @@ def load_source(source: str | os.PathLike[str], options: LoadOptions | None = No
             return fmt.load(path, options)
     raise CheckpointError(
         f"not a model source gai-meta can read ({_describe(head)}); pass a PyTorch checkpoint "
-        "(torch.save) or a YAML config",
+        "(torch.save, .safetensors, TorchScript, .pt2), a YAML config or package.module:factory",
         path=path,
     )
 
 
 def _formats() -> list[SourceFormat]:
     # Importing the loaders registers them; they import torch only when they load.
-    from gai_meta.sources import checkpoint, yaml_config  # noqa: F401
+    from gai_meta.sources import checkpoint, safetensors_format, yaml_config  # noqa: F401
 
     return FORMATS
 
@@ -156,21 +174,3 @@ def _describe(head: bytes) -> str:
     except UnicodeDecodeError:
         return "unrecognised binary content"
     return "text that is not a YAML config with a model section"
-
-
-def parse_input_shape(spec: str) -> tuple[int, ...]:
-    """``"1,3,640,640"`` -> ``(1, 3, 640, 640)``; a UsageError names the part that is wrong."""
-    parts = [p.strip() for p in spec.replace("x", ",").split(",")]
-    dims: list[int] = []
-    for i, part in enumerate(parts):
-        try:
-            value = int(part)
-        except ValueError:
-            raise UsageError(
-                f"--input-shape '{spec}': part {i + 1} ('{part}') is not a whole number; "
-                "write the dimensions like 1,3,640,640"
-            ) from None
-        if value < 1:
-            raise UsageError(f"--input-shape '{spec}': part {i + 1} ({value}) must be at least 1")
-        dims.append(value)
-    return tuple(dims)

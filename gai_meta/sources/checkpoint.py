@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from gai_meta.errors import (
     CheckpointError,
     ModelBuildError,
-    StateDictMismatchError,
     UnsafeCheckpointError,
 )
 from gai_meta.sources import (
@@ -25,11 +24,12 @@ from gai_meta.sources import (
     SourceFormat,
     register_format,
 )
+from gai_meta.sources.recipe import check_strict
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["extract_state_dict", "load_checkpoint_object", "torch_load"]
+__all__ = ["check_strict", "extract_state_dict", "load_checkpoint_object", "torch_load", "zip_kind"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 # Keys under which training code commonly stores the weights, most specific first.
@@ -83,7 +83,7 @@ def torch_load(path: Path, *, trust: bool = False) -> Any:
         )
     try:
         if trust:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return _trusted_load(path)
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=kind == "torch")
         except RuntimeError as err:
@@ -112,6 +112,26 @@ def torch_load(path: Path, *, trust: bool = False) -> Any:
         raise CheckpointError(_corrupt(err), path=path) from err
     except Exception as err:  # unpickling arbitrary bytes can raise nearly anything
         raise CheckpointError(_corrupt(err), path=path) from err
+
+
+def _trusted_load(path: Path) -> Any:
+    """``torch.load(weights_only=False)``: only behind ``--trust-checkpoint``."""
+    import os
+    import sys
+
+    import torch
+
+    # The pickled classes are imported by name, like a factory's module: from cwd or PYTHONPATH.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (ImportError, AttributeError) as err:
+        raise CheckpointError(
+            f"the pickled model needs code that is not importable here ({err}); run from the "
+            "folder that holds the model's code or add it to PYTHONPATH",
+            path=path,
+        ) from err
 
 
 def _unsafe_global(text: str) -> str:
@@ -173,20 +193,59 @@ def _scalar(value: Any) -> Any:
     return None
 
 
+def _lightning(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Lightning's own metadata when ``obj`` is a Lightning checkpoint (by its keys)."""
+    version = obj.get("pytorch-lightning_version") or obj.get("lightning_version")
+    if version is None and not ("hyper_parameters" in obj and "global_step" in obj):
+        return None
+    out: dict[str, Any] = {"version": str(version) if version is not None else None}
+    for key in ("epoch", "global_step"):
+        out[key] = _scalar(obj.get(key))
+    hp = obj.get("hyper_parameters")
+    if isinstance(hp, Mapping):
+        out["hyper_parameters"] = _plain(hp)
+    out["other_keys"] = sorted(
+        str(k)
+        for k in obj
+        if k not in ("state_dict", "hyper_parameters", "epoch", "global_step")
+        and "version" not in str(k)
+    )
+    return out
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A JSON-ready copy of hyper-parameters (tensors and objects become short strings)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if depth > 6:
+        return repr(value)[:80]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    scalar = _scalar(value)
+    return scalar if scalar is not None else repr(value)[:80]
+
+
 def load_checkpoint_object(path: Path, options: LoadOptions) -> tuple[Any, CheckpointInfo]:
     """Load the raw object of a checkpoint and describe it."""
     obj = torch_load(path, trust=options.trust)
     info: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     if isinstance(obj, Mapping):
         for key in ("epoch", "train_loss", "val_loss"):
             info[key] = _scalar(obj.get(key))
+        lightning = _lightning(obj)
+        if lightning is not None:
+            extra["lightning"] = lightning
     epoch = info.get("epoch")
     return obj, CheckpointInfo(
         path=path,
-        format="torch",
+        format="lightning" if extra else "torch",
         epoch=int(epoch) if isinstance(epoch, (int, float)) else None,
         train_loss=info.get("train_loss"),
         val_loss=info.get("val_loss"),
+        extra=extra,
     )
 
 
@@ -195,108 +254,104 @@ def _experiment_dir(path: Path) -> Path | None:
     return parent.parent if parent.name == "checkpoints" else None
 
 
+def _meta_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose tensors are meta (shapes, dtypes, ties and flags kept)."""
+    import copy
+
+    import torch
+
+    memo: dict[int, Any] = {}
+    for t in [*module.parameters(), *module.buffers()]:
+        if id(t) in memo:
+            continue
+        meta = torch.empty_like(t, device="meta")
+        memo[id(t)] = (
+            torch.nn.Parameter(meta, requires_grad=t.requires_grad)
+            if isinstance(t, torch.nn.Parameter)
+            else meta
+        )
+    return copy.deepcopy(module, memo)
+
+
+def _pickled_module(path: Path, module: torch.nn.Module, info: CheckpointInfo) -> LoadedModel:
+    def build(device: str) -> torch.nn.Module:
+        if device == "meta":
+            return _meta_copy(module)
+        return module.to(device)
+
+    return LoadedModel(
+        source=str(path),
+        kind="pickled-module",
+        build=build,
+        checkpoint=CheckpointInfo(**{**info.__dict__, "format": "pickled-module"}),
+        experiment_dir=_experiment_dir(path),
+    )
+
+
+def _strip_common_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop a first name component every key shares (Lightning's ``model.``, ``module.``)."""
+    firsts = {k.split(".", 1)[0] for k in state_dict}
+    if len(firsts) == 1 and all("." in k for k in state_dict):
+        return {k.split(".", 1)[1]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
 def load_torch_checkpoint(path: Path, options: LoadOptions) -> LoadedModel:
     import torch
 
     from gai_meta import models
-    from gai_meta.config import load_config, require_model_section
+    from gai_meta.sources.recipe import gai_recipe, recipe_from_config, with_weights
+    from gai_meta.sources.state_dict import state_dict_source
 
+    kind = zip_kind(path)
+    if kind in ("torchscript", "export") and options.trust:
+        from gai_meta.sources import trusted
+
+        loader = trusted.load_torchscript if kind == "torchscript" else trusted.load_exported
+        return loader(path, options)
     obj, info = load_checkpoint_object(path, options)
     exp_dir = _experiment_dir(path)
     if isinstance(obj, torch.nn.Module) and options.config is None:
-        module = obj
-        return LoadedModel(
-            source=str(path),
-            kind="pickled-module",
-            build=lambda device: module.to(device) if device != "meta" else module,
+        return _pickled_module(path, obj, info)
+    state_dict, key = extract_state_dict(obj, path)
+    info = CheckpointInfo(**{**info.__dict__, "state_dict_key": key})
+    if options.config is not None:
+        return with_weights(
+            recipe_from_config(options.config),
+            state_dict,
+            path=path,
+            kind="checkpoint",
             checkpoint=info,
             experiment_dir=exp_dir,
         )
-    state_dict, key = extract_state_dict(obj, path)
-    state_dict = dict(models.strip_data_parallel_prefix(state_dict))
-    info = CheckpointInfo(**{**info.__dict__, "state_dict_key": key})
-    config = None
-    if options.config is not None:
-        config = load_config(options.config)
-        model_cfg = models.model_config_from_mapping(
-            require_model_section(config), path=options.config
-        )
-    else:
+    inferred = None
+    candidates = [dict(models.strip_data_parallel_prefix(state_dict))]
+    stripped = _strip_common_prefix(state_dict)
+    if stripped.keys() != candidates[0].keys():
+        candidates.append(stripped)
+    for weights in candidates:
         try:
-            inferred = models.infer_config_from_state_dict(state_dict)
+            inferred = models.infer_config_from_state_dict(weights)
         except ModelBuildError as err:
             if err.path:
                 raise
             raise ModelBuildError(
                 f"{err.message}; pass --config to build the model", path=path
             ) from err
-        if inferred is None:
-            raise ModelBuildError(
-                "the weights are not of an architecture gai-meta knows; pass --config with the "
-                "model's config (or a factory) to build it",
-                path=path,
-            )
-        model_cfg = inferred
-
-    def build(device: str) -> torch.nn.Module:
-        model = models.build_model(model_cfg, device="meta")
-        check_strict(model, state_dict, path, options.config)
-        weights = {k: v.to(device) if device == "meta" else v for k, v in state_dict.items()}
-        if device not in ("meta", "cpu"):
-            weights = {k: v.to(device) for k, v in weights.items()}
-        model.load_state_dict(weights, strict=True, assign=True)
-        models.apply_freezing(
-            model, freeze_backbone=model_cfg.freeze_backbone, freeze_neck=model_cfg.freeze_neck
+        if inferred is not None:
+            break
+    if inferred is None:
+        return state_dict_source(
+            state_dict, path=path, kind="state-dict", checkpoint=info, experiment_dir=exp_dir
         )
-        return model
-
-    # Fail early (before any probing) when the weights do not fit the config.
-    check_strict(models.build_model(model_cfg, device="meta"), state_dict, path, options.config)
-    return LoadedModel(
-        source=str(path),
+    return with_weights(
+        gai_recipe(inferred, "the inferred model"),
+        state_dict,
+        path=path,
         kind="checkpoint",
-        build=build,
-        config=config,
-        model_config=model_cfg,
-        input_shape=(1, model_cfg.input_channels, *model_cfg.input_size),
         checkpoint=info,
         experiment_dir=exp_dir,
     )
-
-
-def check_strict(
-    model: torch.nn.Module, state_dict: Mapping[str, Any], path: Path, config: Path | None
-) -> None:
-    """Raise StateDictMismatchError listing the first differing keys and shapes."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(getattr(v, "shape", ())) for k, v in state_dict.items()}
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    shapes = [
-        f"{k} checkpoint {list(found[k])} vs model {list(expected[k])}"
-        for k in expected
-        if k in found and found[k] != expected[k]
-    ]
-    if not (missing or unexpected or shapes):
-        return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing key(s): {_first(missing)}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key(s): {_first(unexpected)}")
-    if shapes:
-        parts.append(f"{len(shapes)} shape mismatch(es): {_first(shapes)}")
-    against = f"the model built from {config}" if config else "the inferred model"
-    raise StateDictMismatchError(
-        f"weights do not load strictly into {against}: {'; '.join(parts)}; pass the config the "
-        "checkpoint was trained with",
-        path=path,
-    )
-
-
-def _first(items: list[str], n: int = 3) -> str:
-    more = f" (+{len(items) - n} more)" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
 
 
 register_format(SourceFormat("torch", _is_torch_file, load_torch_checkpoint))

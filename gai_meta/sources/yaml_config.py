@@ -1,15 +1,15 @@
-"""A GAI-YOLOv12 YAML config as a model source: the model is built from its ``model`` section."""
+"""A YAML config as a model source: the model is built from its ``model`` section.
+
+The section is either GAI-YOLOv12's (``num_classes``, ``backbone``, ...) or names a factory with
+``_target_: "package.module:callable"`` whose other keys are passed as keyword arguments.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gai_meta.errors import UsageError
 from gai_meta.sources import LoadedModel, LoadOptions, SourceFormat, register_format
-
-if TYPE_CHECKING:
-    from torch import nn
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -26,31 +26,24 @@ def _is_yaml(path: Path, head: bytes) -> bool:
 
 
 def load_yaml_config(path: Path, options: LoadOptions) -> LoadedModel:
-    from gai_meta import models
-    from gai_meta.config import load_config, require_model_section
+    from gai_meta.config import load_config
+    from gai_meta.sources.recipe import recipe_from_loaded_config
 
     if options.config is not None and Path(options.config).resolve() != path.resolve():
         raise UsageError(
             f"SOURCE {path} is already a config; pass either a config as SOURCE or --config with a "
             "checkpoint, not both"
         )
-    config = load_config(path)
-    model_cfg = models.model_config_from_mapping(require_model_section(config), path=path)
-
-    def build(device: str) -> nn.Module:
-        model = models.build_model(model_cfg, device=device)
-        models.apply_freezing(
-            model, freeze_backbone=model_cfg.freeze_backbone, freeze_neck=model_cfg.freeze_neck
-        )
-        return model
-
+    recipe = recipe_from_loaded_config(load_config(path))
+    inputs = recipe.inputs
     return LoadedModel(
         source=str(path),
-        kind="config",
-        build=build,
-        config=config,
-        model_config=model_cfg,
-        input_shape=(1, model_cfg.input_channels, *model_cfg.input_size),
+        kind="config" if recipe.model_config is not None else "factory-config",
+        build=recipe.build,
+        config=recipe.config,
+        model_config=recipe.model_config,
+        input_shape=inputs[0].shape if inputs and len(inputs) == 1 else None,
+        inputs=inputs,
     )
 
 
