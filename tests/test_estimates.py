@@ -108,6 +108,27 @@ def test_batch_size_rescales_inputs_and_activations() -> None:
     assert large.input_mb == round(32 * 64 * 4 / MB, 2)
 
 
+def test_keyword_and_integer_inputs_are_rebatched() -> None:
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(100, 32)
+            self.head = nn.Linear(32, 5)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embed(input_ids)) * attention_mask.unsqueeze(-1)
+
+    ids = torch.zeros(1, 16, dtype=torch.int64)
+    mask = torch.ones(1, 16, dtype=torch.int64)
+    est = estimate_memory(Tagger(), (), {"input_ids": ids, "attention_mask": mask}, batch_size=8)
+    assert est.input_mb == round(2 * 8 * 16 * 8 / MB, 2)  # two int64 (8-byte) 8x16 tensors
+    # the Linear saves the embedding output (8 x 16 x 32 floats); the product saves only the
+    # mask (an input, not counted): the Linear output's gradient needs the mask, not itself
+    assert est.per_module[""] == 8 * 16 * 32 * 4
+    flops = count_compute(Tagger(), (), {"input_ids": ids, "attention_mask": mask}).flops
+    assert flops == 2 * 16 * 32 * 5  # the Linear only: 5,120
+
+
 def test_dtype_halves_parameters_and_amp_keeps_them() -> None:
     model = nn.Linear(1024, 1024)
     x = (torch.zeros(1, 1024),)
