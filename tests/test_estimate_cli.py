@@ -152,3 +152,19 @@ def test_summary_has_compute_and_memory_estimate(seed_config: Path, tmp_path: Pa
 def test_summary_batch_size_option_overrides_config(seed_config: Path, tmp_path: Path) -> None:
     result = run("summarize", seed_config, "-o", tmp_path / "r", "--json", "-b", "3")
     assert load_json(result.output)["memory_estimate"]["batch_size"] == 3  # type: ignore[index]
+
+
+def test_estimate_factory_needs_an_input() -> None:
+    result = run("estimate", "tests.memory_nets:mlp", "-b", "2")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "gai-meta: error: tests.memory_nets:mlp: no input is known for this model (or it cannot "
+        "run); pass --input-shape 1,3,640,640 or --input NAME=D0,D1,...[:DTYPE]"
+    )
+    ok = run("estimate", "tests.memory_nets:mlp", "-b", "2", "--input-shape", "1,1024", "--json")
+    assert ok.exit_code == 0, ok.output
+    row = load_json(ok.output)["estimates"][0]  # type: ignore[index]
+    # 3 x Linear(1024, 1024) + Linear(1024, 10), float32
+    params = (3 * (1024 * 1024 + 1024) + 1024 * 10 + 10) * 4
+    assert row["parameters_mb"] == round(params / 2**20, 2)  # 12.05
+    assert row["input_mb"] == round(2 * 1024 * 4 / 2**20, 2)
