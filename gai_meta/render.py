@@ -30,6 +30,25 @@ def _shape(shapes: Sequence[Sequence[int]]) -> str:
     return text + (f" (+{len(shapes) - 3})" if len(shapes) > 3 else "")
 
 
+def _estimate_lines(summary: Mapping[str, Any]) -> list[str]:
+    """FLOPs and memory estimate lines of the summary view (none when not estimated)."""
+    lines = []
+    compute = summary.get("compute")
+    if compute:
+        uncounted = compute.get("uncounted") or []
+        extra = f" (+ {len(uncounted)} ops without a formula)" if uncounted else ""
+        lines.append(f"Forward FLOPs:            {compute['flops'] / 1e9:,.2f} GFLOPs{extra}")
+    mem = summary.get("memory_estimate")
+    if mem:
+        amp = f"+{mem['amp_dtype']} amp" if mem.get("amp") else ""
+        lines.append(
+            f"Memory, batch {mem['batch_size']}:".ljust(26)
+            + f"train {mem['training_peak_mb']:,.2f} MB, infer {mem['inference_peak_mb']:,.2f} MB"
+            + f" ({mem['optimizer']}, {mem['dtype']}{amp})"
+        )
+    return lines
+
+
 def summary_view(
     summary: Mapping[str, Any], written: Mapping[str, Path], *, depth: int
 ) -> list[Any]:
@@ -74,6 +93,7 @@ def summary_view(
         ),
         f"Output shapes:            {summary['output_shapes']}",
     ]
+    lines += _estimate_lines(summary)
     lines += [f"Note: {note}" for note in summary.get("notes", [])]
     if written:
         folder = next(iter(written.values())).parent

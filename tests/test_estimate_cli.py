@@ -168,3 +168,16 @@ def test_estimate_factory_needs_an_input() -> None:
     params = (3 * (1024 * 1024 + 1024) + 1024 * 10 + 10) * 4
     assert row["parameters_mb"] == round(params / 2**20, 2)  # 12.05
     assert row["input_mb"] == round(2 * 1024 * 4 / 2**20, 2)
+
+
+def test_summary_view_shows_estimates(seed_config: Path, tmp_path: Path) -> None:
+    result = run("summarize", seed_config, "-o", tmp_path / "v", "--depth", "1", "-b", "2")
+    assert result.exit_code == 0, result.output
+    summary = load(tmp_path / "v" / "metadata" / "model_summary.json")
+    flops = summary["compute"]["flops"] / 1e9
+    mem = summary["memory_estimate"]
+    assert f"Forward FLOPs:            {flops:,.2f} GFLOPs" in result.output
+    assert (
+        f"Memory, batch 2:          train {mem['training_peak_mb']:,.2f} MB, "
+        f"infer {mem['inference_peak_mb']:,.2f} MB (adamw, float32)"
+    ) in result.output
