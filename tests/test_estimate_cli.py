@@ -181,3 +181,15 @@ def test_summary_view_shows_estimates(seed_config: Path, tmp_path: Path) -> None
         f"Memory, batch 2:          train {mem['training_peak_mb']:,.2f} MB, "
         f"infer {mem['inference_peak_mb']:,.2f} MB (adamw, float32)"
     ) in result.output
+
+
+def test_option_modules_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gai_meta.options, gai_meta.estimate_report, gai_meta.cli.estimate; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
