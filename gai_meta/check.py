@@ -84,24 +84,16 @@ class RunResult:
 
 
 def _introspect(spec: ModelSpec) -> Introspection:
+    from gai_meta.inputs import parse_inputs
     from gai_meta.summary import load_and_introspect
 
-    kwargs: dict[str, Any] = {}
-    if spec.inputs:
-        import inspect
-
-        if "inputs" not in inspect.signature(load_and_introspect).parameters:
-            raise UsageError(
-                "inputs: this gai-meta cannot feed named inputs yet; use input_shape instead"
-            )
-        kwargs["inputs"] = list(spec.inputs)
     return load_and_introspect(
         spec.source,
         config=spec.config,
         input_shape=spec.input_shape,
         device=spec.device,
         trust_checkpoint=spec.trust_checkpoint,
-        **kwargs,
+        inputs=parse_inputs(None, spec.inputs),
     )
 
 

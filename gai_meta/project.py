@@ -79,6 +79,7 @@ class Overrides:
     config: str | None = None
     baseline: str | None = None
     input_shape: tuple[int, ...] | None = None
+    inputs: tuple[str, ...] | None = None
     device: str | None = None
     trust_checkpoint: bool | None = None
     max_parameters: int | None = None
@@ -340,6 +341,7 @@ def _cli_values(o: Overrides) -> dict[str, Any]:
         "config": o.config,
         "baseline": o.baseline,
         "input_shape": o.input_shape,
+        "inputs": o.inputs,
         "device": o.device,
         "trust_checkpoint": o.trust_checkpoint,
         "max_parameters": o.max_parameters,
@@ -381,6 +383,11 @@ def _spec(
             f"no model source configured: pass SOURCE (e.g. gai-meta check model.yaml) {where}"
         )
     merged = {**project_values, **cli_values}
+    # An input given on the command line replaces the project's, whichever form each uses.
+    if "input_shape" in cli_values:
+        merged.pop("inputs", None)
+    if "inputs" in cli_values:
+        merged.pop("input_shape", None)
     budgets = Budgets(
         max_parameters=merged.get("max_parameters"),
         max_size_mb=merged.get("max_size_mb"),

@@ -221,3 +221,17 @@ def test_bad_source_and_options(tmp_path: Path, tiny_config: Path) -> None:
     _one_error_line(run("check", tiny_config, "--device", "tpu"), "--device 'tpu'")
     result = run("check", tiny_config, "--max-parameters", "0")
     assert result.exit_code == 2  # typer's own range check
+
+
+def test_inputs_from_project_and_command_line(tiny_config: Path, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.gai-meta]\nsource = "{tiny_config.name}"\ninputs = ["2,3,32,32"]\n'
+    )
+    _lock()
+    locked = load(tmp_path / "architecture.lock.json")
+    # stride-2 stages: 32 -> 16 -> 8; 2 anchors, 3 classes + 5
+    assert locked["output_shapes"] == [[2, 2, 16, 16, 8], [2, 2, 8, 8, 8]]
+    assert run("check").exit_code == 0
+    # the command line's --input-shape replaces the project's inputs: a different input drifts
+    assert run("check", "--input-shape", "1,3,32,32", "--no-cache").exit_code == 1
+    assert run("check", "--input", "2,3,32,32", "--no-cache").exit_code == 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from gai_meta.cli import command
-from gai_meta.cli._options import ConfigOpt, InputShapeOpt, TrustOpt
+from gai_meta.cli._options import ConfigOpt, InputOpt, InputShapeOpt, TrustOpt
 
 if TYPE_CHECKING:
     from gai_meta.check import RunResult
@@ -50,6 +50,7 @@ def _overrides(
     trust_checkpoint: bool,
     models: list[str] | None,
     *,
+    inputs: list[str] | None = None,
     max_parameters: int | None = None,
     max_size_mb: float | None = None,
     max_flops: float | None = None,
@@ -62,6 +63,7 @@ def _overrides(
         config=None if config is None else str(config),
         baseline=None if baseline is None else str(baseline),
         input_shape=parse_input_shape(input_shape) if input_shape else None,
+        inputs=tuple(inputs) if inputs else None,
         device=device,
         trust_checkpoint=True if trust_checkpoint else None,
         max_parameters=max_parameters,
@@ -97,6 +99,7 @@ def lock_cmd(
     config: ConfigOpt = None,
     baseline: BaselineOpt = None,
     input_shape: InputShapeOpt = None,
+    inputs: InputOpt = None,
     device: DeviceOpt = None,
     trust_checkpoint: TrustOpt = False,
     model: ModelOpt = None,
@@ -104,7 +107,9 @@ def lock_cmd(
     """Record the architecture (a stable JSON fingerprint) as the baseline to check against."""
     from gai_meta.check import run
 
-    overrides = _overrides(source, config, baseline, input_shape, device, trust_checkpoint, model)
+    overrides = _overrides(
+        source, config, baseline, input_shape, device, trust_checkpoint, model, inputs=inputs
+    )
     _report(run(overrides, lock=True))
 
 
@@ -114,6 +119,7 @@ def check_cmd(
     config: ConfigOpt = None,
     baseline: BaselineOpt = None,
     input_shape: InputShapeOpt = None,
+    inputs: InputOpt = None,
     device: DeviceOpt = None,
     trust_checkpoint: TrustOpt = False,
     model: ModelOpt = None,
@@ -147,6 +153,7 @@ def check_cmd(
         device,
         trust_checkpoint,
         model,
+        inputs=inputs,
         max_parameters=max_parameters,
         max_size_mb=max_size_mb,
         max_flops=max_flops,
