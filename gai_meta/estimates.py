@@ -264,8 +264,8 @@ def _is_view_or_metadata(op: torch._ops.OpOverload) -> bool:
 
 def _is_counted_as_zero(op: torch._ops.OpOverload) -> bool:
     name = str(op.overloadpacket)
-    if name in _LINEAR_COST_OPS or name.startswith("aten._foreach_"):
-        return True
+    if name in _LINEAR_COST_OPS or name.startswith(("aten._foreach_", "prim.")):
+        return True  # prim.* (device, layout queries) only describe tensors
     if torch.Tag.pointwise in op.tags:
         return True
     return _is_view_or_metadata(op)
@@ -305,13 +305,33 @@ def _fqn_of_tracker_name(name: str, root_name: str) -> str:
     return name[len(root_name) + 1 :] if name.startswith(root_name + ".") else name
 
 
+def _count(
+    model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *, fake: bool
+) -> tuple[FlopCounterMode, _OpRecorder]:
+    counter = FlopCounterMode(display=False)
+    tracker = ModuleTracker()
+    recorder = _OpRecorder(counter.flop_registry, tracker)
+    with _preserve_modes(model):
+        if not fake:
+            with torch.no_grad(), counter, tracker, recorder:
+                model(*args, **kwargs)
+            return counter, recorder
+        with FakeTensorMode(allow_non_fake_inputs=False):
+            state, _, _, _, _ = _fake_state(model, None)
+            batch = _batch_dim(args, kwargs)
+            fargs, fkwargs = _rebatch((args, kwargs), batch, batch or 0, None)
+            with torch.no_grad(), counter, tracker, recorder:
+                torch.func.functional_call(model, state, fargs, fkwargs, strict=False)
+    return counter, recorder
+
+
 def count_compute(
     model: nn.Module, args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None
 ) -> ComputeEstimate:
     """Count the forward FLOPs of ``model(*args, **kwargs)`` with ``torch.utils.flop_counter``.
 
-    Runs one forward under ``torch.no_grad()`` on whatever device the model and inputs are on;
-    the meta device works and costs nothing. MACs are FLOPs / 2: every op PyTorch's counter has a
+    Runs one forward under ``torch.no_grad()`` on fake copies of the weights and inputs (shapes
+    and dtypes only), so it costs no real compute whatever the model's device. MACs are FLOPs / 2: every op PyTorch's counter has a
     formula for is a multiply-accumulate contraction.
 
     Example::
@@ -321,16 +341,23 @@ def count_compute(
         48
     """
     kwargs = dict(kwargs or {})
-    counter = FlopCounterMode(display=False)
-    tracker = ModuleTracker()
-    recorder = _OpRecorder(counter.flop_registry, tracker)
     try:
-        with _preserve_modes(model), torch.no_grad(), counter, tracker, recorder:
-            model(*args, **kwargs)
-    except (RuntimeError, TypeError, ValueError, IndexError) as err:
-        raise ForwardError(
-            f"forward pass for FLOP counting failed: {type(err).__name__}: {err}"
-        ) from err
+        # FLOPs depend on shapes only: replay the forward on fake copies of the weights and
+        # inputs, so a large model or input costs no real compute (the memory estimate pays for
+        # the fake-tensor machinery anyway).
+        counter, recorder = _count(model, args, kwargs, fake=True)
+    except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError) as err:
+        on_meta = any(t.is_meta for t in _tensors_in((args, kwargs)))
+        if on_meta:
+            raise ForwardError(
+                f"forward pass for FLOP counting failed: {type(err).__name__}: {err}"
+            ) from err
+        try:  # data-dependent models cannot run on fake tensors: count a real forward
+            counter, recorder = _count(model, args, kwargs, fake=False)
+        except (RuntimeError, TypeError, ValueError, IndexError) as err2:
+            raise ForwardError(
+                f"forward pass for FLOP counting failed: {type(err2).__name__}: {err2}"
+            ) from err2
     total = counter.get_total_flops()
     root_name = type(model).__name__
     per_module: dict[str, int] = {"": total}

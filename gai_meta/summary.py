@@ -498,6 +498,7 @@ def summarize(
     write: bool = True,
     inputs: Sequence[InputSpec] | None = None,
     estimates: EstimateOptions | None = None,
+    with_estimates: bool = True,
 ) -> SummarizeResult:
     """Introspect ``source`` and write its metadata files into ``out/metadata/``.
 
@@ -507,10 +508,10 @@ def summarize(
         result.documents["model_summary.json"]["total_parameters"]  # 485340
 
     ``estimates`` sets batch size, optimizer, dtype and AMP of ``memory_estimate`` (defaults:
-    from the config, else the input; see :mod:`gai_meta.estimate_report`).
+    from the config, else the input; see :mod:`gai_meta.estimate_report`). ``with_estimates=False``
+    leaves ``compute`` and ``memory_estimate`` null: torch's fake-tensor machinery that they need
+    costs ~1.2 s of imports on first use, more than the whole summary of a small model.
     """
-    from gai_meta.estimate_report import EstimateOptions, run_estimates
-
     intro = load_and_introspect(
         source,
         config=config,
@@ -519,7 +520,13 @@ def summarize(
         trust_checkpoint=trust_checkpoint,
         inputs=inputs,
     )
-    est = run_estimates(intro, estimates or EstimateOptions())
+    est = None
+    if with_estimates:
+        from gai_meta.estimate_report import EstimateOptions, run_estimates
+
+        est = run_estimates(intro, estimates or EstimateOptions())
+    else:
+        intro.notes.append("compute and memory estimates were not asked for (--no-estimates)")
     documents = metadata_documents(intro, est)
     out_dir = Path(out) if out is not None else default_out_dir(intro.loaded)
     written = write_metadata(out_dir, documents) if write else {}

@@ -52,6 +52,13 @@ def summarize_cmd(
     optimizer: OptimizerOpt = None,
     dtype: DtypeOpt = None,
     amp: AmpOpt = None,
+    with_estimates: Annotated[
+        bool,
+        typer.Option(
+            "--estimates/--no-estimates",
+            help="Compute FLOPs and memory estimates (the fake-tensor replay costs ~1-2 s).",
+        ),
+    ] = True,
 ) -> None:
     """Write the metadata files of a model and print a readable summary."""
     from gai_meta.inputs import parse_inputs
@@ -67,6 +74,7 @@ def summarize_cmd(
         device=device,
         trust_checkpoint=trust_checkpoint,
         estimates=estimates,
+        with_estimates=with_estimates,
     )
     summary = result.documents["model_summary.json"]
     if as_json:
