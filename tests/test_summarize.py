@@ -196,3 +196,12 @@ def test_params_csv_partitions(seed_config: Path, by: str) -> None:
 def test_params_bad_options(seed_config: Path) -> None:
     assert run("params", seed_config, "-g", "colour").exit_code == 2
     assert run("params", seed_config, "-f", "xml").exit_code == 2
+
+
+def test_no_estimates_leaves_compute_and_memory_null(seed_config: Path, tmp_path: Path) -> None:
+    result = run("summarize", seed_config, "--out", tmp_path, "-q", "--no-estimates")
+    assert result.exit_code == 0, result.output
+    summary = load(tmp_path / "metadata" / "model_summary.json")
+    assert summary["compute"] is None and summary["memory_estimate"] is None
+    assert any("--no-estimates" in note for note in summary["notes"])
+    assert summary["total_parameters"] == SEED_TOTAL
