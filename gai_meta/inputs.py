@@ -37,6 +37,7 @@ DTYPES: dict[str, str] = {
     "bfloat16": "bfloat16",
     "bf16": "bfloat16",
     "float64": "float64",
+    "fp64": "float64",
     "double": "float64",
     "int64": "int64",
     "long": "int64",

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from gai_meta.errors import UsageError
+from gai_meta.inputs import DTYPES as _INPUT_DTYPES
 
 __all__ = [
     "DTYPES",
@@ -23,18 +24,9 @@ __all__ = [
     "resolve_dtype",
 ]
 
+# One table of dtype spellings for --input and --dtype; --dtype takes its floating ones.
 DTYPES: dict[str, str] = {
-    "fp32": "float32",
-    "float32": "float32",
-    "float": "float32",
-    "fp16": "float16",
-    "float16": "float16",
-    "half": "float16",
-    "bf16": "bfloat16",
-    "bfloat16": "bfloat16",
-    "fp64": "float64",
-    "float64": "float64",
-    "double": "float64",
+    k: v for k, v in _INPUT_DTYPES.items() if v.startswith(("float", "bfloat"))
 }
 """Accepted ``--dtype`` spellings -> canonical torch dtype name."""
 
