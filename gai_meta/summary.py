@@ -115,6 +115,15 @@ def _specs(
 
 
 AUTO_CPU_MAX_BYTES = 256 * 2**20
+# Activations grow with the input: a huge dummy input goes to the meta device even for a small
+# model (a 1x3x100000x100000 image would need 120 GB on the CPU).
+AUTO_CPU_MAX_INPUT_BYTES = 64 * 2**20
+
+
+def _input_bytes(specs: Sequence[InputSpec]) -> int:
+    import math
+
+    return sum(8 * math.prod(s.shape) for s in specs)  # 8: the widest common dtype
 
 
 def _tensor_bytes(model: nn.Module) -> int:
@@ -160,8 +169,8 @@ def introspect(
     """Build the model, run the dummy forward (when an input is known) and account for it.
 
     ``inputs`` (``--input``) or ``input_shape`` (``--input-shape``) override the inputs the
-    source knows. ``device="auto"`` runs small models (weights up to 256 MiB) on the CPU and
-    larger ones on the meta device (no weights allocated, exact shapes), falling back to the CPU
+    source knows. ``device="auto"`` runs small models (weights up to 256 MiB, inputs up to 64
+    MiB) on the CPU and larger ones on the meta device (no weights allocated, exact shapes), falling back to the CPU
     only when the model does something the meta device cannot (data-dependent ops). The device
     never changes a count.
     """
@@ -179,7 +188,12 @@ def introspect(
         first = "meta"
         # The meta device allocates nothing but its first use imports ~2 s of torch internals;
         # a real forward is cheaper for small models.
-        if run_forward and specs is not None and _tensor_bytes(model) <= AUTO_CPU_MAX_BYTES:
+        if (
+            run_forward
+            and specs is not None
+            and _tensor_bytes(model) <= AUTO_CPU_MAX_BYTES
+            and _input_bytes(specs) <= AUTO_CPU_MAX_INPUT_BYTES
+        ):
             first = "cpu"
             model = loaded.build("cpu")
     result = loaded.static_probe if loaded.runnable and not explicit else None

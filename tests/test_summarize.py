@@ -205,3 +205,22 @@ def test_no_estimates_leaves_compute_and_memory_null(seed_config: Path, tmp_path
     assert summary["compute"] is None and summary["memory_estimate"] is None
     assert any("--no-estimates" in note for note in summary["notes"])
     assert summary["total_parameters"] == SEED_TOTAL
+
+
+def test_auto_device_sends_huge_inputs_to_meta(seed_config: Path, tmp_path: Path) -> None:
+    # 1x3x40000x40000 float32 is 19.2 GB: never allocated, the probe runs on meta
+    result = run(
+        "summarize",
+        seed_config,
+        "--out",
+        tmp_path,
+        "-q",
+        "--no-estimates",
+        "--input-shape",
+        "1,3,40000,40000",
+    )
+    assert result.exit_code == 0, result.output
+    summary = load(tmp_path / "metadata" / "model_summary.json")
+    assert summary["probe_device"] == "meta"
+    # 40000 -> 20000 -> 10000 after the two stride-2 stages
+    assert summary["output_shapes"] == [[1, 2, 20000, 20000, 15], [1, 2, 10000, 10000, 15]]
