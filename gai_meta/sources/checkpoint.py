@@ -317,7 +317,7 @@ def load_torch_checkpoint(path: Path, options: LoadOptions) -> LoadedModel:
     info = CheckpointInfo(**{**info.__dict__, "state_dict_key": key})
     if options.config is not None:
         return with_weights(
-            recipe_from_config(options.config),
+            recipe_from_config(options.config, trust=options.trust),
             state_dict,
             path=path,
             kind="checkpoint",

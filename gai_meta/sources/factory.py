@@ -23,7 +23,14 @@ from gai_meta.sources import LoadedModel, LoadOptions
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["TARGET_KEY", "build_with_factory", "is_factory_spec", "load_factory_source", "resolve"]
+__all__ = [
+    "TARGET_KEY",
+    "build_with_factory",
+    "check_config_target",
+    "is_factory_spec",
+    "load_factory_source",
+    "resolve",
+]
 
 TARGET_KEY = "_target_"
 _IDENT = r"[A-Za-z_]\w*"
@@ -34,6 +41,57 @@ def is_factory_spec(source: str | os.PathLike[str]) -> bool:
     """Whether ``source`` reads as ``package.module:callable`` rather than a file path."""
     text = os.fspath(source)
     return bool(_SPEC.match(text)) and not Path(text).exists()
+
+
+# Callables that load code or pickles by themselves: a config file naming one could run code
+# that no model factory needs. The standard library is refused as a whole (no model factory
+# lives there; os.system, subprocess.run, builtins.exec do).
+_CODE_LOADERS = (
+    "torch.load",
+    "torch.serialization.",
+    "torch.jit.",
+    "torch.export.",
+    "torch.hub.",
+    "torch.package.",
+    "torch.utils.cpp_extension.",
+    "numpy.load",
+    "pandas.read_pickle",
+    "dill.",
+    "joblib.",
+    "cloudpickle.",
+)
+
+
+def check_config_target(
+    target: str, kwargs: Mapping[str, Any], *, path: str | os.PathLike[str] | None
+) -> None:
+    """Refuse a config ``_target_`` that would run code beyond building a model.
+
+    A command-line factory is the user's own choice; a config file is data that may come from
+    anywhere, so its ``_target_`` may not name the standard library, a code or pickle loader,
+    nor pass ``trust_remote_code`` / ``weights_only: false``, unless ``--trust-checkpoint``.
+    """
+    from gai_meta.errors import UnsafeCheckpointError
+
+    module, _, attr = target.partition(":")
+    dotted = f"{module}.{attr}"
+    top = module.split(".")[0]
+    stdlib = top in getattr(sys, "stdlib_module_names", ()) or top == "builtins"
+    loader = any(dotted == p.rstrip(".") or dotted.startswith(p) for p in _CODE_LOADERS)
+    unsafe_kwargs = bool(kwargs.get("trust_remote_code")) or kwargs.get("weights_only") is False
+    if stdlib or loader or unsafe_kwargs:
+        what = (
+            "a standard-library callable"
+            if stdlib
+            else "a function that loads code or pickles"
+            if loader
+            else "arguments that let it run code from files"
+        )
+        raise UnsafeCheckpointError(
+            f"model._target_ '{target}' is {what}, not a model factory; a config may run such "
+            "code only if you trust its origin: rerun with --trust-checkpoint",
+            path=path,
+        )
 
 
 def resolve(spec: str) -> Callable[..., Any]:

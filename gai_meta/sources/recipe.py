@@ -68,11 +68,20 @@ def gai_recipe(
     return ModelRecipe(build, label, config, model_cfg, (InputSpec(None, shape),))
 
 
-def recipe_from_loaded_config(config: LoadedConfig) -> ModelRecipe:
-    """The recipe of a config's ``model`` section: ``_target_`` (a factory) or GAI-YOLOv12."""
+def recipe_from_loaded_config(config: LoadedConfig, *, trust: bool = False) -> ModelRecipe:
+    """The recipe of a config's ``model`` section: ``_target_`` (a factory) or GAI-YOLOv12.
+
+    A ``_target_`` that loads code or data by itself is refused unless ``trust`` (see
+    :func:`gai_meta.sources.factory.check_config_target`).
+    """
     from gai_meta import models
     from gai_meta.config import require_model_section
-    from gai_meta.sources.factory import TARGET_KEY, build_with_factory, resolve
+    from gai_meta.sources.factory import (
+        TARGET_KEY,
+        build_with_factory,
+        check_config_target,
+        resolve,
+    )
 
     section = require_model_section(config)
     label = f"the model built from {config.path}" if config.path else "the configured model"
@@ -86,11 +95,13 @@ def recipe_from_loaded_config(config: LoadedConfig) -> ModelRecipe:
             "'package.module:callable'",
             path=config.path,
         )
+    kwargs = {k: v for k, v in section.items() if k != TARGET_KEY}
+    if not trust:
+        check_config_target(target, kwargs, path=config.path)
     try:
         fn = resolve(target)
     except SourceError as err:
         raise SourceError(f"model.{TARGET_KEY}: {err.message}", path=config.path) from err
-    kwargs = {k: v for k, v in section.items() if k != TARGET_KEY}
     return ModelRecipe(
         lambda device: build_with_factory(target, fn, kwargs, device),
         label,
@@ -98,7 +109,7 @@ def recipe_from_loaded_config(config: LoadedConfig) -> ModelRecipe:
     )
 
 
-def recipe_from_config(config: Path | str) -> ModelRecipe:
+def recipe_from_config(config: Path | str, *, trust: bool = False) -> ModelRecipe:
     """``--config``: a YAML file, or a ``package.module:callable`` factory."""
     from gai_meta.config import load_config
     from gai_meta.sources.factory import build_with_factory, is_factory_spec, resolve
@@ -109,7 +120,7 @@ def recipe_from_config(config: Path | str) -> ModelRecipe:
         return ModelRecipe(
             lambda device: build_with_factory(text, fn, {}, device), f"the model of factory {text}"
         )
-    return recipe_from_loaded_config(load_config(config))
+    return recipe_from_loaded_config(load_config(config), trust=trust)
 
 
 def resolve_prefix(

@@ -188,7 +188,7 @@ def load_safetensors(path: Path, options: LoadOptions) -> LoadedModel:
         return state_dict_source(
             meta_state_dict(tensors), path=path, kind="state-dict", checkpoint=info
         )
-    recipe = recipe_from_config(options.config)
+    recipe = recipe_from_config(options.config, trust=options.trust)
     # Checked on meta copies first: a mismatch is reported before anything is mapped.
     loaded = with_weights(
         recipe, meta_state_dict(tensors), path=path, kind="checkpoint", checkpoint=info

@@ -34,7 +34,7 @@ def load_yaml_config(path: Path, options: LoadOptions) -> LoadedModel:
             f"SOURCE {path} is already a config; pass either a config as SOURCE or --config with a "
             "checkpoint, not both"
         )
-    recipe = recipe_from_loaded_config(load_config(path))
+    recipe = recipe_from_loaded_config(load_config(path), trust=options.trust)
     inputs = recipe.inputs
     return LoadedModel(
         source=str(path),
