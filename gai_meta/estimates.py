@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -29,12 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
-
-with warnings.catch_warnings():
-    # Without NumPy installed (torch does not need it), importing the fake-tensor machinery
-    # warns "Failed to initialize NumPy"; gai-meta never converts tensors to NumPy.
-    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
-    from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker

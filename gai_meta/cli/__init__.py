@@ -95,6 +95,10 @@ def command(name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
 
 def main() -> None:
     """Console-script entry point."""
+    import warnings
+
+    # torch warns on import where NumPy is not installed; gai-meta never needs NumPy.
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     import sys
 
     from gai_meta.cli._fastcheck import answer
