@@ -66,8 +66,8 @@ def _parse(args: Sequence[str]) -> dict[str, object] | None:
 
 
 def _overrides(values: dict[str, object]) -> object | None:
+    from gai_meta.inputs import parse_input_shape
     from gai_meta.project import Overrides
-    from gai_meta.sources import parse_input_shape
 
     try:
         shape = values.get("input_shape")

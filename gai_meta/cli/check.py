@@ -55,8 +55,8 @@ def _overrides(
     max_size_mb: float | None = None,
     max_flops: float | None = None,
 ) -> Overrides:
+    from gai_meta.inputs import parse_input_shape
     from gai_meta.project import Overrides
-    from gai_meta.sources import parse_input_shape
 
     return Overrides(
         source=source,

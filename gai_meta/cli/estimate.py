@@ -8,7 +8,17 @@ from typing import Annotated, Any, Optional
 import typer
 
 from gai_meta.cli import command
-from gai_meta.cli._options import ConfigOpt, InputOpt, InputShapeOpt, Source, TrustOpt
+from gai_meta.cli._options import (
+    AmpOpt,
+    ConfigOpt,
+    DtypeOpt,
+    InputOpt,
+    InputShapeOpt,
+    OptimizerOpt,
+    Source,
+    TrustOpt,
+    estimate_options,
+)
 from gai_meta.errors import UsageError
 
 BatchSizeOpt = Annotated[
@@ -20,42 +30,6 @@ BatchSizeOpt = Annotated[
         "(default: the config's dataloader.batch_size, else the input's batch dimension).",
     ),
 ]
-OptimizerOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--optimizer", help="adamw, adam or sgd (momentum 0.9) (default: the config's, else adamw)."
-    ),
-]
-DtypeOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--dtype",
-        help="Train in this dtype: fp32, bf16, fp16 (with --amp: the autocast dtype, default bf16).",
-    ),
-]
-AmpOpt = Annotated[
-    Optional[bool],  # noqa: UP045
-    typer.Option(
-        "--amp/--no-amp",
-        help="Mixed precision (torch.autocast) for forward and loss (default: experiment.use_amp).",
-        show_default=False,
-    ),
-]
-
-
-def estimate_options(
-    batch_size: str | None, optimizer: str | None, dtype: str | None, amp: bool | None
-) -> Any:
-    """Parse the shared estimate options (one batch size) into ``EstimateOptions``."""
-    from gai_meta.estimate_report import EstimateOptions
-    from gai_meta.options import parse_batch_size, parse_dtype, parse_optimizer
-
-    return EstimateOptions(
-        batch_size=parse_batch_size(batch_size) if batch_size is not None else None,
-        optimizer=parse_optimizer(optimizer) if optimizer is not None else None,
-        dtype=parse_dtype(dtype) if dtype is not None else None,
-        amp=amp,
-    )
 
 
 def _row(est: Any) -> dict[str, Any]:

@@ -10,14 +10,17 @@ import typer
 
 from gai_meta.cli import command
 from gai_meta.cli._options import (
+    AmpOpt,
     ConfigOpt,
     DeviceOpt,
+    DtypeOpt,
     InputOpt,
     InputShapeOpt,
+    OptimizerOpt,
     Source,
     TrustOpt,
+    estimate_options,
 )
-from gai_meta.cli.estimate import AmpOpt, DtypeOpt, OptimizerOpt, estimate_options
 from gai_meta.errors import UsageError
 
 

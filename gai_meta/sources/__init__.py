@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gai_meta.errors import CheckpointError, SourceError
-from gai_meta.inputs import InputSpec, parse_input_shape
+from gai_meta.inputs import InputSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,7 +33,6 @@ __all__ = [
     "LoadedModel",
     "SourceFormat",
     "load_source",
-    "parse_input_shape",
     "read_head",
     "register_format",
 ]
